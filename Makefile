@@ -1,0 +1,71 @@
+# pcflow: `make demo` runs the workflow on the local MPC stand-ins; `make test` runs the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+UV_VERSION := 0.13.9
+UV := .venv-tools/bin/uv
+DEMO_CONFIG := config/demo.yaml
+CORES ?= 2
+SMK := .venv/bin/snakemake --configfile $(DEMO_CONFIG) --cores $(CORES)
+SANDBOX_ENV = eval "$$(.venv/bin/pcflow sandbox env)"
+
+.PHONY: help install demo test test-unit dag plan lint bench lock sandbox-up sandbox-down clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(UV):
+	python3 -m venv .venv-tools && .venv-tools/bin/pip install -q uv==$(UV_VERSION)
+
+.venv/.installed: envs/requirements.lock pyproject.toml $(UV)
+	$(UV) venv -q --allow-existing --python 3.11 .venv
+	$(UV) pip sync -q --python .venv/bin/python --require-hashes envs/requirements.lock
+	$(UV) pip install -q --python .venv/bin/python --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: .venv/.installed node_modules/.installed  ## locked Python env (.venv) + Azurite (node_modules)
+
+sandbox-up: install  ## start the local MPC stand-ins (Azurite, STAC API, SAS endpoint)
+	.venv/bin/pcflow sandbox up
+
+sandbox-down:  ## stop them
+	.venv/bin/pcflow sandbox down
+
+demo: sandbox-up  ## run the workflow on the demo config against the sandbox; prints where results are
+	$(SANDBOX_ENV) && $(SMK)
+	$(SANDBOX_ENV) && $(SMK) --report results/report.html
+	@echo; echo "Figures: $$(ls results/*/figures/*.png | tr '\n' ' ')"; echo "Report:  results/report.html"
+
+test: install  ## unit, integration (real local services) and end-to-end tests, slow ones last
+	.venv/bin/pytest tests/unit tests/integration tests/e2e
+
+test-unit: install  ## unit tests only (no services)
+	.venv/bin/pytest tests/unit
+
+dag: .venv/.installed  ## DAG of the demo dry run as SVG and Mermaid (no services needed)
+	mkdir -p dag
+	$(SMK) --dag | dot -Tsvg > dag/dag.svg
+	$(SMK) --rulegraph | dot -Tsvg > dag/rulegraph.svg
+	$(SMK) --dag mermaid-js > dag/dag.mmd
+	@echo "dag/dag.svg dag/rulegraph.svg dag/dag.mmd"
+
+plan: .venv/.installed  ## dry run of the demo config
+	$(SMK) -n
+
+lint: .venv/.installed  ## ruff
+	.venv/bin/ruff check src tests scripts bench
+	.venv/bin/ruff format --check src tests scripts bench
+
+bench: sandbox-up  ## benchmarks (print their figures; last line is JSON)
+	$(SANDBOX_ENV) && for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lock: $(UV)  ## re-resolve envs/requirements.lock from envs/requirements.in
+	$(UV) pip compile -q --python-version 3.11 --prerelease=if-necessary --generate-hashes \
+		envs/requirements.in -o envs/requirements.lock
+
+clean:  ## remove local results and logs (not the staged data)
+	rm -rf results logs dag .snakemake

@@ -1,0 +1,28 @@
+# pcflow: STAC discovery -> Zarr staging (Azure) -> Dask reductions -> figures and report.
+# Logic lives in src/pcflow; rules stay thin. Run `snakemake -n` for the plan, `make dag` for pictures.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# config/config.yaml is the default; `--configfile X` REPLACES it (Snakemake would otherwise
+# merge the two, silently adding your datasets to the demo's).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/discover.smk"
+include: "rules/stage.smk"
+include: "rules/reduce.smk"
+include: "rules/plot.smk"
+
+
+rule all:
+    input:
+        all_figures(),
+    default_target: True

@@ -1,0 +1,92 @@
+"""What each Snakemake rule does, as plain functions; `scripts/` only unpacks arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pcflow import discover, provenance
+from pcflow.logs import rule_logging
+
+
+def write_json(path: str | Path, doc: dict[str, Any]) -> None:
+    """Write JSON atomically so that an interrupted rule never leaves a half file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def run_discover(dataset: str, config: dict[str, Any], out: str, log_path: str) -> None:
+    with rule_logging(log_path, f"discover[{dataset}]") as log:
+        ds = config["datasets"][dataset]
+        log.info("searching %s for %s (%s)", config["stac_api"], ds["collection"], ds["kind"])
+        doc = discover.discover(dataset, ds, config["stac_api"])
+        log.info("matched %d items; asset %s", len(doc["items"]), (doc["asset"] or {}).get("href"))
+        write_json(out, doc)
+
+
+def run_stage(
+    dataset: str,
+    config: dict[str, Any],
+    items_path: str,
+    manifest_out: str,
+    collection_out: str,
+    log_path: str,
+) -> None:
+    from pcflow import staging
+
+    with rule_logging(log_path, f"stage[{dataset}]") as log:
+        items_doc = json.loads(Path(items_path).read_text())
+        prov = provenance.record(config)
+        prov["stac"] = {
+            k: items_doc.get(k)
+            for k in ("stac_api", "collection", "query", "collection_updated", "item_updated")
+        }
+        manifest = staging.stage(
+            items_doc,
+            dataset,
+            config["datasets"][dataset],
+            config["target"],
+            config.get("staging", {}),
+            prov,
+            log,
+        )
+        write_json(collection_out, staging.stac_collection(manifest))
+        write_json(manifest_out, manifest)  # last: its existence means the store is complete
+
+
+def run_reduce(
+    dataset: str,
+    reduction: str,
+    config: dict[str, Any],
+    manifest_path: str,
+    out_nc: str,
+    log_path: str,
+    threads: int = 1,
+) -> None:
+    from pcflow import compute, reductions, staging
+
+    with rule_logging(log_path, f"reduce[{dataset}/{reduction}]") as log:
+        manifest = json.loads(Path(manifest_path).read_text())
+        compute_cfg = {**config.get("compute", {}), "threads": threads}
+        with compute.cluster(compute_cfg, log):
+            ds = staging.open_staged(manifest, config["target"])
+            result = reductions.run(reduction, ds)
+            result.attrs["provenance"] = json.dumps(manifest.get("provenance", {}), sort_keys=True)
+            Path(out_nc).parent.mkdir(parents=True, exist_ok=True)
+            result.to_netcdf(out_nc, engine="h5netcdf")
+        log.info("wrote %s", out_nc)
+
+
+def run_plot(dataset: str, reduction: str, nc_path: str, out_png: str, log_path: str) -> None:
+    import xarray as xr
+
+    from pcflow import plotting
+
+    with rule_logging(log_path, f"plot[{dataset}/{reduction}]") as log:
+        with xr.open_dataset(nc_path, engine="h5netcdf") as result:
+            plotting.plot(reduction, result.load(), Path(out_png), {"dataset": dataset})
+        log.info("wrote %s", out_png)
