@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv-pgstac: a separate venv holding stac-fastapi-pgstac, pypgstac and uvicorn from
+# envs/pgstac-requirements.lock (hash-checked). pcflow.pgstac_server runs `pypgstac` and the
+# STAC API server from here as subprocesses, so the main venv never imports them.
+# Idempotent: re-running syncs the venv to the lock. Override the location with
+# PCFLOW_PGSTAC_VENV (default: <repo>/.venv-pgstac).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${PCFLOW_PGSTAC_VENV:-$repo/.venv-pgstac}
+lock=$repo/envs/pgstac-requirements.lock
+
+if ! command -v uv >/dev/null 2>&1; then
+  echo "setup-pgstac-venv: uv not found; install it with 'pip install uv'" >&2
+  exit 1
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  uv venv --quiet --python 3.11 "$venv"
+fi
+uv pip sync --quiet --python "$venv/bin/python" --require-hashes "$lock"
+echo "setup-pgstac-venv: ok ($venv)"
