@@ -10,12 +10,17 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${PCFLOW_PGSTAC_VENV:-$repo/.venv-pgstac}
 lock=$repo/envs/pgstac-requirements.lock
 
-if ! command -v uv >/dev/null 2>&1; then
-  echo "setup-pgstac-venv: uv not found; install it with 'pip install uv'" >&2
+# uv: $UV, else the Makefile's pinned one (.venv-tools), else PATH.
+uv=${UV:-}
+if [ -z "$uv" ]; then
+  if [ -x "$repo/.venv-tools/bin/uv" ]; then uv=$repo/.venv-tools/bin/uv; else uv=$(command -v uv || true); fi
+fi
+if [ -z "$uv" ]; then
+  echo "setup-pgstac-venv: uv not found; run \`make install\` or \`pip install uv\`" >&2
   exit 1
 fi
 if [ ! -x "$venv/bin/python" ]; then
-  uv venv --quiet --python 3.11 "$venv"
+  "$uv" venv --quiet --python 3.11 "$venv"
 fi
-uv pip sync --quiet --python "$venv/bin/python" --require-hashes "$lock"
+"$uv" pip sync --quiet --python "$venv/bin/python" --require-hashes "$lock"
 echo "setup-pgstac-venv: ok ($venv)"

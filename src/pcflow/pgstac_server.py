@@ -27,6 +27,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -94,6 +95,11 @@ def missing_requirements(venv: Path | None = None) -> list[str]:
         if not (venv / "bin" / tool).exists():
             problems.append(f"{venv}/bin/{tool} not found — {VENV_HINT}")
     return problems
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _sql_literal(text: str) -> str:
@@ -167,6 +173,12 @@ class PgstacServer:
         problems = missing_requirements(self.venv)
         if problems:
             raise PgstacError("; ".join(problems))
+        for port in (self.pg_port, self.api_port):
+            if _port_in_use(port):
+                raise PgstacError(
+                    f"127.0.0.1:{port} is already in use (a leftover pgstac stand-in?) — "
+                    "stop what holds it or pass another port_base"
+                )
         try:
             t0 = time.monotonic()
             self._start_cluster()
@@ -276,7 +288,10 @@ class PgstacServer:
             f"-c listen_addresses=127.0.0.1 -p {self.pg_port} -k {sock} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        self._pg_ctl("start", "-w", "-t", "60", "-l", str(pgdir / "postgres.log"), "-o", opts)
+        try:
+            self._pg_ctl("start", "-w", "-t", "60", "-l", str(pgdir / "postgres.log"), "-o", opts)
+        except PgstacError as err:
+            raise PgstacError(f"{err}\n{_tail(pgdir / 'postgres.log')}") from None
         self._pg_started = True
         # The password goes in on psql's stdin (an inherited fd): not in argv, not on disk.
         password = _sql_literal(self._password)
@@ -337,6 +352,7 @@ class PgstacServer:
             raise PgstacError(f"load {table}: server not started — call start() first")
         if not objs:
             return
+        t0 = time.monotonic()
         path = self.workdir / f"load-{table}-{time.monotonic_ns()}.ndjson"
         path.write_text("".join(json.dumps(o) + "\n" for o in objs))
         self._run(
@@ -353,6 +369,7 @@ class PgstacServer:
             f"pypgstac load {table}",
         )
         path.unlink()
+        self.timings[f"load_{table}"] = time.monotonic() - t0
 
 
 def _read_stac(paths: list[Path]) -> tuple[list[dict], list[dict]]:
@@ -388,15 +405,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-base", type=int, default=11100, help="db port; API is +1")
     args = parser.parse_args(argv)
     collections, items = _read_stac(args.files)
+
+    # SIGTERM, and SIGINT even where a non-interactive shell started us with it ignored
+    # (`cmd &`), must unwind through stop() so no cluster or server is left behind.
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, _exit)
     with PgstacServer(args.port_base) as server:
         server.load_collections(collections)
         server.load_items(items)
         timing = ", ".join(f"{k} {v:.1f}s" for k, v in server.timings.items())
         print(f"export PCFLOW_STAC_API={server.url}  # {timing}; Ctrl-C stops", flush=True)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
+        signal.pause()
     return 0
 
 

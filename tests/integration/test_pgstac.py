@@ -321,10 +321,3 @@ def test_discovery_same_ids_server_side_and_client_side(
     assert sorted(server_side["item_ids"]) == expected
     assert sorted(client_side["item_ids"]) == expected
     assert server_side["item_ids"] == client_side["item_ids"]  # same order too (sorted by time)
-
-
-def test_pgstac_server_refuses_load_before_start() -> None:
-    from pcflow.pgstac_server import PgstacError
-
-    with pytest.raises(PgstacError, match="call start"):
-        PgstacServer(PORT_BASE + 50).load_items(ITEMS)
