@@ -27,7 +27,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: .venv/.installed node_modules/.installed  ## locked Python env (.venv) + Azurite (node_modules)
+.venv-pgstac/.installed: envs/pgstac-requirements.lock $(UV)
+	UV=$(UV) bash scripts/setup-pgstac-venv.sh
+	touch $@
+
+install: .venv/.installed node_modules/.installed .venv-pgstac/.installed  ## locked envs (.venv, .venv-pgstac) + Azurite
 
 sandbox-up: install  ## start the local MPC stand-ins (Azurite, STAC API, SAS endpoint)
 	.venv/bin/pcflow sandbox up

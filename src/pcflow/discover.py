@@ -127,9 +127,15 @@ def _zarr_asset(name: str, ds: dict[str, Any], collection: pystac.Collection) ->
 
 def _search_items(client: pystac_client.Client, name: str, ds: dict[str, Any]) -> list[dict]:
     query, cql = ds.get("query"), ds.get("filter")
-    server_query = query if query and client.conforms_to(ConformanceClasses.QUERY) else None
-    server_filter = cql if cql and client.conforms_to(ConformanceClasses.FILTER) else None
-    if (query and not server_query) or (cql and not server_filter):
+    server_query = server_filter = None
+    if client.conforms_to(ConformanceClasses.FILTER) and (query or cql):
+        # One CQL2 expression: stac-fastapi-pgstac rejects `query` and `filter` together.
+        parts = ([query_to_cql2(query)] if query else []) + ([cql] if cql else [])
+        server_filter = parts[0] if len(parts) == 1 else {"op": "and", "args": parts}
+        query = cql = None
+    elif query and client.conforms_to(ConformanceClasses.QUERY):
+        server_query, query = query, None
+    if query or cql:
         log.info("STAC API lacks query/filter conformance: filtering client-side with cql2")
     search = client.search(
         collections=[ds["collection"]],
@@ -147,7 +153,7 @@ def _search_items(client: pystac_client.Client, name: str, ds: dict[str, Any]) -
     if not items:
         raise DiscoveryError(
             f"datasets.{name}: no items match collections={[ds['collection']]} bbox={ds['bbox']} "
-            f"datetime={ds['datetime']} query={query} filter={cql}"
+            f"datetime={ds['datetime']} query={ds.get('query')} filter={ds.get('filter')}"
             " — widen the bbox/time or relax the query"
         )
     missing = sorted({a for a in ds["assets"] if any(a not in i["assets"] for i in items)})

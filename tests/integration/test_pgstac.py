@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
-from pystac_client.exceptions import APIError
 
 from pcflow.pgstac_server import PgstacServer, missing_requirements
 
@@ -273,20 +272,7 @@ _F_TILE_KB = {"op": "=", "args": [{"property": "s2:mgrs_tile"}, "05QKB"]}
     [
         (_Q_LT_40, None, lambda i: _cloud(i) < 40),
         (None, _F_TILE_KB, lambda i: _tile(i) == "05QKB"),
-        pytest.param(
-            _Q_LT_40,
-            _F_TILE_KB,
-            lambda i: _cloud(i) < 40 and _tile(i) == "05QKB",
-            # stac-fastapi-pgstac answers 400 "Query extension is not available when using
-            # pgstac with cql2" to a search holding both `query` and `filter`. Discovery must
-            # fold `query` into the CQL2 filter (query_to_cql2) before sending; drop this mark
-            # once pcflow.discover does.
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=APIError,
-                reason="discover sends query+filter together; pgstac rejects it",
-            ),
-        ),
+        (_Q_LT_40, _F_TILE_KB, lambda i: _cloud(i) < 40 and _tile(i) == "05QKB"),
     ],
     ids=["query", "filter", "query+filter"],
 )
