@@ -193,6 +193,18 @@ def gateway_settings(config: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _flatten(settings: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Dotted dask config keys (setting the whole `gateway` dict would drop its defaults)."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        dotted = f"{prefix}.{key}"
+        if isinstance(value, dict) and key in ("auth", "cluster"):
+            flat.update(_flatten(value, dotted))
+        else:
+            flat[dotted] = value
+    return flat
+
+
 def _scaling(config: dict[str, Any]) -> tuple[str, Any]:
     gw = config.get("gateway") or {}
     env_workers = os.environ.get("PCFLOW_GATEWAY_WORKERS")
@@ -210,7 +222,7 @@ def _gateway(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
 
     settings = gateway_settings(config)
     mode, size = _scaling(config)
-    with dask.config.set({"gateway": settings}):
+    with dask.config.set(_flatten(settings, "gateway")):
         gateway = Gateway()
         cluster = None
         try:
@@ -256,7 +268,7 @@ def _gateway(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
                         log.warning("cluster.shutdown() failed (%s); stopping by name", err)
                         _quietly(lambda: gateway.stop_cluster(name), log, "stop_cluster")
                     log.info("cluster: GatewayCluster %s shut down", name)
-                _quietly(gateway.close, log, "gateway close")
+                # No gateway.close(): its __del__ closes again and fails noisily on a dead loop.
 
 
 def _wait_workers(client: Any, n: int, log: logging.Logger, timeout: float = 300) -> None:

@@ -81,15 +81,14 @@ def _crs_name(result: xr.Dataset, da: xr.DataArray) -> str:
     return ""
 
 
-def _axis_labels(result: xr.Dataset, da: xr.DataArray) -> tuple[str, str]:
+def _axis_coords(result: xr.Dataset, da: xr.DataArray) -> tuple[float, str, str]:
+    """(scale, x label, y label): projected metres are shown in km to keep ticks readable."""
     ydim, xdim = reductions.spatial_dims(da)
     if (ydim, xdim) in reductions.GEOGRAPHIC_DIMS:
-        return "longitude [degrees_east]", "latitude [degrees_north]"
-    crs = _crs_name(result, da)
-    suffix = f", {crs}" if crs else ""
-    xu = result[xdim].attrs.get("units", "m") if xdim in result.coords else "m"
-    yu = result[ydim].attrs.get("units", "m") if ydim in result.coords else "m"
-    return f"x [{xu}]{suffix}", f"y [{yu}]{suffix}"
+        return 1.0, "longitude [degrees_east]", "latitude [degrees_north]"
+    units = result[xdim].attrs.get("units", "m") if xdim in result.coords else "m"
+    scale, units = (1e-3, "km") if units in ("m", "metre", "meter", "metres") else (1.0, units)
+    return scale, f"{xdim} [{units}]", f"{ydim} [{units}]"
 
 
 def _vars(result: xr.Dataset, ndim: int | None = None) -> list[str]:
@@ -268,13 +267,13 @@ def plot_maps(
     layout = [(n, *_panels(result[n])) for n in names]
     ncols = min(4, max(len(v) for _, _, v in layout))
     nrows = sum(int(np.ceil(len(v) / ncols)) for _, _, v in layout)
-    fig = _figure(nrows, ncols, width=2.6 * ncols + 1.0, height=2.6)
+    fig = _figure(nrows, ncols, width=2.6 * ncols + 1.2, height=2.7)
     axes = fig.axes
     row = 0
     for name, dim, values in layout:
         da = result[name]
         ydim, xdim = reductions.spatial_dims(da)
-        xlabel, ylabel = _axis_labels(result, da)
+        scale, xlabel, ylabel = _axis_coords(result, da)
         lo, hi = vlim or (float(da.quantile(0.02)), float(da.quantile(0.98)))
         rows = int(np.ceil(len(values) / ncols))
         used = []
@@ -282,8 +281,8 @@ def plot_maps(
             ax = axes[(row + i // ncols) * ncols + i % ncols]
             panel = da if dim is None else da.sel({dim: value})
             mesh = ax.pcolormesh(
-                panel[xdim].values,
-                panel[ydim].values,
+                panel[xdim].values * scale,
+                panel[ydim].values * scale,
                 panel.transpose(ydim, xdim).values,
                 cmap=cmap,
                 vmin=lo,
@@ -291,20 +290,44 @@ def plot_maps(
                 shading="auto",
             )
             ax.set_aspect("equal")
-            ax.set_title(_panel_label(dim, value), fontsize=8)
+            ax.set_title(f"{name} {_panel_label(dim, value)}".strip(), fontsize=8)
             ax.set_xlabel(xlabel, fontsize=7)
             ax.set_ylabel(ylabel, fontsize=7)
             ax.tick_params(labelsize=6)
-            ax.ticklabel_format(style="sci", scilimits=(-3, 4), useMathText=True)
             ax.grid(False)
             used.append(ax)
         for j in range(len(values), rows * ncols):
             axes[(row + j // ncols) * ncols + j % ncols].set_visible(False)
-        fig.colorbar(mesh, ax=used, label=_label(da), shrink=0.9)
+        cbar_label = f"{name}: {da.attrs.get('long_name', name)}"
+        fig.colorbar(mesh, ax=used, label=f"{_wrap(cbar_label)}{_units(da)}", shrink=0.9)
         row += rows
-    what = ", ".join(f"{result[n].attrs.get('long_name', n)}{_units(result[n])}" for n in names)
-    fig.suptitle(_title(ctx, what, result))
+    kind = _kind(str(result.attrs.get("pcflow_reduction", "")))
+    crs = _crs_name(result, result[names[0]])
+    on = f" on {crs}" if crs else ""
+    fig.suptitle(_title(ctx, f"{kind} of {', '.join(names)}{on}", result))
     return fig
+
+
+MAP_KINDS = {
+    "annual": "annual aggregates",
+    "seasonal": "seasonal aggregates",
+    "climatology": "climatology",
+    "ndvi": "NDVI monthly median composite",
+}
+
+
+def _kind(reduction: str) -> str:
+    for prefix, kind in MAP_KINDS.items():
+        if reduction.startswith(prefix):
+            detail = reduction.removeprefix(prefix).strip("_").replace("_", " ")
+            return f"{kind} ({detail})" if detail and prefix != "ndvi" else kind
+    return "maps"
+
+
+def _wrap(text: str, width: int = 32) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def plot_ndvi(result: xr.Dataset, ctx: dict[str, Any]) -> Figure:
