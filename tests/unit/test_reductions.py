@@ -1,0 +1,328 @@
+"""Reductions against independent NumPy computations on synthetic Daymet-like data.
+
+Tolerances: results accumulate in float64 from float32 inputs, as the NumPy references do, so
+only summation order differs: rtol 1e-9 unless stated.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from pcflow import reductions
+
+RTOL = 1e-9
+# NumPy references warn on the all-NaN "ocean" cells; xarray returns NaN there silently.
+pytestmark = pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
+
+
+def daymet_like(years=(2018, 2019, 2020), ny=12, nx=9, chunk_days=365, seed=0) -> xr.Dataset:
+    """Daymet-shaped: 365-day years (Dec 31 dropped in leap years), (time, y, x) float32, NaN
+    ocean corner, Lambert conformal grid mapping scalar, CF attrs, one-year time chunks."""
+    t = pd.date_range(f"{years[0]}-01-01", f"{years[-1]}-12-31", freq="D")
+    t = t[~((t.month == 12) & (t.day == 31) & t.is_leap_year)]
+    rng = np.random.default_rng(seed)
+    doy = t.day_of_year.to_numpy()
+    season = 5 * np.sin(2 * np.pi * doy / 365.0)
+    tmax = (20 + season)[:, None, None] + rng.normal(0, 2, (t.size, ny, nx))
+    tmax[:, :3, :2] = np.nan  # ocean
+    prcp = rng.gamma(0.6, 5, (t.size, ny, nx))
+    prcp[:, :3, :2] = np.nan
+    grid = {"grid_mapping": "lambert_conformal_conic"}
+    ds = xr.Dataset(
+        {
+            "tmax": (
+                ("time", "y", "x"),
+                tmax.astype("float32"),
+                {
+                    "units": "degrees C",
+                    "long_name": "daily maximum temperature",
+                    "cell_methods": "area: mean time: maximum",
+                    **grid,
+                },
+            ),
+            "prcp": (
+                ("time", "y", "x"),
+                prcp.astype("float32"),
+                {
+                    "units": "mm/day",
+                    "long_name": "daily total precipitation",
+                    "cell_methods": "area: mean time: sum",
+                    **grid,
+                },
+            ),
+            "lambert_conformal_conic": (
+                (),
+                np.int16(0),
+                {"grid_mapping_name": "lambert_conformal_conic"},
+            ),
+            "yearday": (("time",), doy.astype("int16")),
+        },
+        coords={
+            "time": t,
+            "y": ("y", -np.arange(ny) * 1000.0, {"units": "m"}),
+            "x": ("x", np.arange(nx) * 1000.0, {"units": "m"}),
+            "lat": (("y", "x"), np.full((ny, nx), 20.0)),
+            "lon": (("y", "x"), np.full((ny, nx), -155.0)),
+        },
+        attrs={"provenance": '{"git": "abc"}'},
+    )
+    return ds.chunk({"time": chunk_days, "y": -1, "x": -1})
+
+
+@pytest.fixture(scope="module")
+def ds() -> xr.Dataset:
+    return daymet_like()
+
+
+def np_series(ds: xr.Dataset, name: str) -> np.ndarray:
+    return np.nanmean(ds[name].values.astype("float64"), axis=(1, 2))
+
+
+def test_spatial_mean_matches_numpy_nanmean(ds):
+    out = reductions.run("spatial_mean", ds)
+    assert set(out.data_vars) == {"tmax", "prcp"}  # grid-mapping scalar and yearday skipped
+    for name in ("tmax", "prcp"):
+        np.testing.assert_allclose(out[name].values, np_series(ds, name), rtol=RTOL)
+        assert out[name].dims == ("time",)
+        assert out[name].attrs["units"] == ds[name].attrs["units"]
+        assert out[name].attrs["cell_methods"].endswith("area: mean")
+    assert out.attrs["provenance"] == ds.attrs["provenance"]
+    assert out.attrs["period"] == "2018-01-01/2020-12-30"
+
+
+def test_spatial_mean_latlon_uses_cos_lat_weights():
+    rng = np.random.default_rng(1)
+    lat = np.array([0.0, 30.0, 60.0, 80.0])
+    data = rng.normal(size=(5, 4, 3)).astype("float32")
+    data[0, 1, 1] = np.nan
+    ds = xr.Dataset(
+        {"t2m": (("time", "lat", "lon"), data, {"units": "K"})},
+        coords={"time": pd.date_range("2000-01-01", periods=5), "lat": lat, "lon": [0.0, 1, 2]},
+    )
+    out = reductions.run("spatial_mean", ds)
+    w = np.broadcast_to(np.cos(np.deg2rad(lat))[None, :, None], data.shape)
+    valid = ~np.isnan(data)
+    expected = np.nansum(w * data, axis=(1, 2)) / np.sum(w * valid, axis=(1, 2))
+    np.testing.assert_allclose(out["t2m"].values, expected, rtol=1e-6)
+    # and it differs from the unweighted mean, so the weights matter
+    assert not np.allclose(out["t2m"].values, np.nanmean(data, axis=(1, 2)), rtol=1e-3)
+    assert out.attrs["weighting"] == "cos(lat)"
+
+
+def test_spatial_mean_keeps_store_chunks(ds):
+    lazy = reductions.spatial_mean(ds)  # not computed
+    assert lazy["tmax"].chunks == (ds["tmax"].chunks[0],)
+
+
+@pytest.mark.parametrize("freq", ["month", "dayofyear"])
+def test_climatology_of_series_matches_numpy(ds, freq):
+    out = reductions.run(f"climatology_{freq}", ds)
+    series = np_series(ds, "tmax")
+    t = pd.DatetimeIndex(ds["time"].values)
+    keys = t.month.to_numpy() if freq == "month" else t.day_of_year.to_numpy()
+    groups = np.unique(keys)
+    assert list(out[freq].values) == list(groups)
+    for g in groups[:: max(1, len(groups) // 20)]:
+        vals = series[keys == g]
+        row = out.sel({freq: g})
+        np.testing.assert_allclose(row["tmax"], vals.mean(), rtol=RTOL)
+        np.testing.assert_allclose(row["tmax_std"], vals.std(ddof=0), rtol=1e-7)
+        np.testing.assert_allclose(row["tmax_min"], vals.min(), rtol=RTOL)
+        np.testing.assert_allclose(row["tmax_max"], vals.max(), rtol=RTOL)
+        np.testing.assert_allclose(row["tmax_p10"], np.quantile(vals, 0.1), rtol=1e-7)
+        np.testing.assert_allclose(row["tmax_p90"], np.quantile(vals, 0.9), rtol=1e-7)
+    assert out.attrs["years"] == 3
+    assert "over years" in out["tmax"].attrs["cell_methods"]
+
+
+def test_climatology_field_monthly_maps(ds):
+    out = reductions.run("climatology_month_field", ds)
+    assert out["tmax"].dims == ("month", "y", "x") or set(out["tmax"].dims) == {"month", "y", "x"}
+    months = pd.DatetimeIndex(ds["time"].values).month.to_numpy()
+    data = ds["prcp"].values.astype("float64")
+    expected = np.nanmean(data[months == 7], axis=0)
+    np.testing.assert_allclose(
+        out["prcp"].sel(month=7).transpose("y", "x").values, expected, rtol=1e-6
+    )
+
+
+def test_climatology_with_and_without_flox_agree(ds):
+    with xr.set_options(use_flox=True):
+        a = reductions.climatology(ds, freq="month", field=True).compute()
+    with xr.set_options(use_flox=False):
+        b = reductions.climatology(ds, freq="month", field=True).compute()
+    xr.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_anomaly_monthly_matches_numpy(ds):
+    out = reductions.run("anomaly", ds)
+    series = np_series(ds, "prcp")
+    t = pd.DatetimeIndex(ds["time"].values)
+    ym = t.year * 100 + t.month
+    months_idx = np.unique(ym)
+    monthly = np.array([series[ym == k].mean() for k in months_idx])
+    month_of = months_idx % 100
+    clim = {m: monthly[month_of == m].mean() for m in range(1, 13)}
+    expected = monthly - np.array([clim[m] for m in month_of])
+    np.testing.assert_allclose(out["prcp"].values, expected, rtol=1e-7, atol=1e-12)
+    assert out.sizes["time"] == 36
+    np.testing.assert_allclose(out["prcp"].groupby("time.month").mean().values, 0, atol=1e-9)
+    assert out["prcp"].attrs["long_name"].endswith("anomaly")
+
+
+def test_anomaly_daily_against_doy_climatology(ds):
+    out = reductions.run("anomaly_dayofyear", ds)
+    series = np_series(ds, "tmax")
+    doy = pd.DatetimeIndex(ds["time"].values).day_of_year.to_numpy()
+    clim = {d: series[doy == d].mean() for d in np.unique(doy)}
+    expected = series - np.array([clim[d] for d in doy])
+    np.testing.assert_allclose(out["tmax"].values, expected, rtol=1e-7, atol=1e-9)
+
+
+def test_annual_precip_sum_and_temperature_mean(ds):
+    out = reductions.run("annual", ds)
+    years = pd.DatetimeIndex(ds["time"].values).year.to_numpy()
+    prcp = ds["prcp"].values.astype("float64")
+    tmax = ds["tmax"].values.astype("float64")
+    for i, year in enumerate((2018, 2019, 2020)):
+        sel = years == year
+        np.testing.assert_allclose(
+            out["prcp"].isel(time=i).transpose("y", "x").values[3:],
+            np.nansum(prcp[sel], 0)[3:],
+            rtol=1e-6,
+        )
+        np.testing.assert_allclose(
+            out["tmax"].isel(time=i).transpose("y", "x").values, np.nanmean(tmax[sel], 0), rtol=1e-6
+        )
+    assert out["prcp"].attrs["units"] == "mm"  # daily rate summed over a year
+    assert out["tmax"].attrs["units"] == "degrees C"
+    assert "time: sum within year" in out["prcp"].attrs["cell_methods"]
+    assert "lambert_conformal_conic" in out  # grid mapping kept for the map's CRS
+
+
+def test_annual_max_and_partial_year_dropped():
+    ds = daymet_like().isel(time=slice(0, 365 + 100))  # 2018 complete, 100 days of 2019
+    out = reductions.run("annual_max", ds)
+    assert out.sizes["time"] == 1
+    np.testing.assert_allclose(
+        out["tmax"].isel(time=0).transpose("y", "x").values,
+        np.nanmax(ds["tmax"].values[:365], axis=0),
+        rtol=1e-6,
+    )
+
+
+def test_seasonal_mean_jja_and_sum(ds):
+    out = reductions.run("seasonal", ds)
+    assert list(out["season"].values) == ["DJF", "MAM", "JJA", "SON"]
+    t = pd.DatetimeIndex(ds["time"].values)
+    tmax = ds["tmax"].values.astype("float64")
+    prcp = ds["prcp"].values.astype("float64")
+    jja = np.isin(t.month, [6, 7, 8])
+    per_year_mean = [np.nanmean(tmax[jja & (t.year == y)], 0) for y in (2018, 2019, 2020)]
+    np.testing.assert_allclose(
+        out["tmax"].sel(season="JJA").transpose("y", "x").values,
+        np.mean(per_year_mean, 0),
+        rtol=1e-6,
+    )
+    # DJF: only the complete Dec 2018-Feb 2019 and Dec 2019-Feb 2020 seasons count.
+    totals = []
+    for y in (2018, 2019):
+        sel = ((t.year == y) & (t.month == 12)) | ((t.year == y + 1) & np.isin(t.month, [1, 2]))
+        totals.append(np.nansum(prcp[sel], 0))
+    np.testing.assert_allclose(
+        out["prcp"].sel(season="DJF").transpose("y", "x").values[3:],
+        np.mean(totals, 0)[3:],
+        rtol=1e-6,
+    )
+    assert out["prcp"].attrs["units"] == "mm"
+
+
+def s2_cube(seed=3) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    t = pd.to_datetime(["2021-06-01", "2021-06-11", "2021-06-21", "2021-07-03", "2021-07-13"])
+    shape = (t.size, 6, 5)
+    red = rng.integers(200, 2000, shape).astype("uint16")
+    nir = rng.integers(1500, 5000, shape).astype("uint16")
+    scl = rng.choice(
+        [4, 5, 6, 3, 8, 9, 10, 0], size=shape, p=[0.4, 0.2, 0.1, 0.06, 0.06, 0.06, 0.06, 0.06]
+    )
+    red[0, 0, 0] = 0  # nodata reflectance
+    return xr.Dataset(
+        {
+            "B04": (("time", "y", "x"), red),
+            "B08": (("time", "y", "x"), nir),
+            "SCL": (("time", "y", "x"), scl.astype("uint8")),
+        },
+        coords={"time": t, "y": 4e6 - np.arange(6) * 10.0, "x": 5e5 + np.arange(5) * 10.0},
+    ).chunk({"time": 1})
+
+
+def test_ndvi_monthly_composite_masks_clouds_and_nodata():
+    ds = s2_cube()
+    out = reductions.run("ndvi_monthly", ds)
+    red = ds["B04"].values.astype("float64")
+    nir = ds["B08"].values.astype("float64")
+    scl = ds["SCL"].values
+    ok = ~np.isin(scl, [3, 8, 9, 10, 0]) & (red != 0) & (nir != 0)
+    ndvi = np.where(ok, (nir - red) / (nir + red), np.nan)
+    months = pd.DatetimeIndex(ds["time"].values).month
+    for i, m in enumerate((6, 7)):
+        with warnings.catch_warnings():  # all-NaN pixels: nanmedian warns, xarray does not
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(ndvi[months == m], axis=0)
+        np.testing.assert_allclose(out["ndvi"].isel(time=i).values, expected, rtol=1e-6)
+        np.testing.assert_array_equal(
+            out["clear_count"].isel(time=i).values, ok[months == m].sum(0)
+        )
+    assert out["ndvi"].attrs["units"] == "1"
+
+
+def test_ndvi_from_band_dimension():
+    ds = s2_cube()
+    cube = ds.to_array("band").rename("data").to_dataset()
+    a = reductions.run("ndvi", cube)
+    b = reductions.run("ndvi_monthly", ds)
+    np.testing.assert_allclose(a["ndvi"].values, b["ndvi"].values, rtol=1e-6)
+
+
+def test_unknown_reduction_names_the_choices(ds):
+    with pytest.raises(
+        ValueError, match="reduction 'annual_median' is unknown; use one of: .*spatial_mean"
+    ):
+        reductions.run("annual_median", ds)
+
+
+def test_bad_param_names_field(ds):
+    with pytest.raises(ValueError, match="freq='week' is not supported"):
+        reductions.run("climatology", ds, freq="week")
+
+
+def test_no_gridded_variables_error():
+    ds = xr.Dataset(
+        {"a": (("time",), np.zeros(3))}, coords={"time": pd.date_range("2000", periods=3)}
+    )
+    with pytest.raises(ValueError, match="no spatial pair"):
+        reductions.run("annual", ds)
+
+
+def test_to_csv_series_with_units(tmp_path, ds):
+    out = reductions.run("spatial_mean", ds)
+    path = reductions.to_csv(out, tmp_path / "s.csv")
+    df = pd.read_csv(path, index_col=0, parse_dates=True)
+    assert list(df.columns) == ["tmax [degrees C]", "prcp [mm/day]"]
+    np.testing.assert_allclose(df["tmax [degrees C]"].to_numpy(), np_series(ds, "tmax"), rtol=1e-9)
+    with pytest.raises(ValueError, match="needs a 1-D result"):
+        reductions.to_csv(reductions.run("annual", ds), tmp_path / "x.csv")
+
+
+def test_netcdf_roundtrip_keeps_cf_attrs(tmp_path, ds):
+    out = reductions.run("annual", ds)
+    out.to_netcdf(tmp_path / "a.nc")
+    back = xr.open_dataset(tmp_path / "a.nc")
+    assert back["prcp"].attrs["units"] == "mm"
+    assert back.attrs["provenance"] == ds.attrs["provenance"]
