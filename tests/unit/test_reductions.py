@@ -14,64 +14,11 @@ import pytest
 import xarray as xr
 
 from pcflow import reductions
+from pcflow.synthetic import daymet_like, s2_cube
 
 RTOL = 1e-9
 # NumPy references warn on the all-NaN "ocean" cells; xarray returns NaN there silently.
 pytestmark = pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
-
-
-def daymet_like(years=(2018, 2019, 2020), ny=12, nx=9, chunk_days=365, seed=0) -> xr.Dataset:
-    """Daymet-shaped: 365-day years (Dec 31 dropped in leap years), (time, y, x) float32, NaN
-    ocean corner, Lambert conformal grid mapping scalar, CF attrs, one-year time chunks."""
-    t = pd.date_range(f"{years[0]}-01-01", f"{years[-1]}-12-31", freq="D")
-    t = t[~((t.month == 12) & (t.day == 31) & t.is_leap_year)]
-    rng = np.random.default_rng(seed)
-    doy = t.day_of_year.to_numpy()
-    season = 5 * np.sin(2 * np.pi * doy / 365.0)
-    tmax = (20 + season)[:, None, None] + rng.normal(0, 2, (t.size, ny, nx))
-    tmax[:, :3, :2] = np.nan  # ocean
-    prcp = rng.gamma(0.6, 5, (t.size, ny, nx))
-    prcp[:, :3, :2] = np.nan
-    grid = {"grid_mapping": "lambert_conformal_conic"}
-    ds = xr.Dataset(
-        {
-            "tmax": (
-                ("time", "y", "x"),
-                tmax.astype("float32"),
-                {
-                    "units": "degrees C",
-                    "long_name": "daily maximum temperature",
-                    "cell_methods": "area: mean time: maximum",
-                    **grid,
-                },
-            ),
-            "prcp": (
-                ("time", "y", "x"),
-                prcp.astype("float32"),
-                {
-                    "units": "mm/day",
-                    "long_name": "daily total precipitation",
-                    "cell_methods": "area: mean time: sum",
-                    **grid,
-                },
-            ),
-            "lambert_conformal_conic": (
-                (),
-                np.int16(0),
-                {"grid_mapping_name": "lambert_conformal_conic"},
-            ),
-            "yearday": (("time",), doy.astype("int16")),
-        },
-        coords={
-            "time": t,
-            "y": ("y", -np.arange(ny) * 1000.0, {"units": "m"}),
-            "x": ("x", np.arange(nx) * 1000.0, {"units": "m"}),
-            "lat": (("y", "x"), np.full((ny, nx), 20.0)),
-            "lon": (("y", "x"), np.full((ny, nx), -155.0)),
-        },
-        attrs={"provenance": '{"git": "abc"}'},
-    )
-    return ds.chunk({"time": chunk_days, "y": -1, "x": -1})
 
 
 @pytest.fixture(scope="module")
@@ -240,26 +187,6 @@ def test_seasonal_mean_jja_and_sum(ds):
         rtol=1e-6,
     )
     assert out["prcp"].attrs["units"] == "mm"
-
-
-def s2_cube(seed=3) -> xr.Dataset:
-    rng = np.random.default_rng(seed)
-    t = pd.to_datetime(["2021-06-01", "2021-06-11", "2021-06-21", "2021-07-03", "2021-07-13"])
-    shape = (t.size, 6, 5)
-    red = rng.integers(200, 2000, shape).astype("uint16")
-    nir = rng.integers(1500, 5000, shape).astype("uint16")
-    scl = rng.choice(
-        [4, 5, 6, 3, 8, 9, 10, 0], size=shape, p=[0.4, 0.2, 0.1, 0.06, 0.06, 0.06, 0.06, 0.06]
-    )
-    red[0, 0, 0] = 0  # nodata reflectance
-    return xr.Dataset(
-        {
-            "B04": (("time", "y", "x"), red),
-            "B08": (("time", "y", "x"), nir),
-            "SCL": (("time", "y", "x"), scl.astype("uint8")),
-        },
-        coords={"time": t, "y": 4e6 - np.arange(6) * 10.0, "x": 5e5 + np.arange(5) * 10.0},
-    ).chunk({"time": 1})
 
 
 def test_ndvi_monthly_composite_masks_clouds_and_nodata():
