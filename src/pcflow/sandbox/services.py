@@ -210,6 +210,9 @@ def _azurite_exports(ctx: Context) -> dict[str, str]:
         "SSL_CERT_FILE": bundle,
         "REQUESTS_CA_BUNDLE": bundle,
         "CURL_CA_BUNDLE": bundle,
+        # rasterio/pyproj wheels point GDAL/PROJ at certifi's bundle unless these are set.
+        "GDAL_CURL_CA_BUNDLE": bundle,
+        "PROJ_CURL_CA_BUNDLE": bundle,
     }
 
 
