@@ -141,7 +141,8 @@ def _local(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
     finally:
         with _signals_ignored():
             _quietly(client.close, log, "client close")
-            _quietly(cluster.close, log, "LocalCluster close")
+            # A task stuck in a thread cannot be interrupted; do not wait for it long.
+            _quietly(lambda: cluster.close(timeout=10), log, "LocalCluster close")
             log.info("cluster: LocalCluster shut down")
 
 
