@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -305,6 +306,20 @@ def describe(client: Any) -> str:
     return f"{len(workers)} worker(s), {threads} thread(s), {mem / 2**30:.1f} GiB"
 
 
+def _exit_watchdog(code: int, grace: float = 5.0) -> None:
+    """Make sure a signalled process does exit: a task still running in a worker thread would
+    otherwise keep the interpreter alive at shutdown (thread join) until it finishes."""
+
+    def hard_exit() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    timer = threading.Timer(grace, hard_exit)
+    timer.daemon = True
+    timer.start()
+
+
 @contextlib.contextmanager
 def cluster(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
     """A dask.distributed Client on the configured backend; the cluster never outlives the block.
@@ -324,6 +339,7 @@ def cluster(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
             interrupted = sig
     if interrupted is not None:
         log.warning("received %s: cluster shut down, exiting", interrupted)
+        _exit_watchdog(128 + interrupted.signum)
         if interrupted.signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise SystemExit(128 + interrupted.signum)
