@@ -16,6 +16,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/provenance.smk"
 include: "rules/discover.smk"
 include: "rules/stage.smk"
 include: "rules/reduce.smk"

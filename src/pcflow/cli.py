@@ -90,7 +90,27 @@ def add_sandbox(sub: argparse._SubParsersAction) -> None:
     )
 
 
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [add_sandbox]
+def add_reproduce(sub: argparse._SubParsersAction) -> None:
+    from pcflow import reproduce
+
+    p = sub.add_parser("reproduce", help="re-run a recorded result from a fresh clone and compare")
+    reproduce.add_arguments(p)
+    p.set_defaults(func=reproduce.cli_run)
+
+
+def add_plan(sub: argparse._SubParsersAction) -> None:
+    from pcflow import plan
+
+    p = sub.add_parser("plan", help="what a run would read, write and submit, per dataset")
+    plan.add_arguments(p)
+    p.set_defaults(func=plan.run)
+
+
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_sandbox,
+    add_reproduce,
+    add_plan,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
