@@ -335,7 +335,7 @@ def from_output(path: str | Path) -> dict[str, Any]:
     if path.suffix == ".nc":
         import xarray as xr
 
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
+        with xr.open_dataset(path) as ds:
             raw = ds.attrs.get("provenance")
         if not raw:
             raise ValueError(f"{path}: no `provenance` attribute in the NetCDF")

@@ -76,7 +76,7 @@ def netcdf_digests(path: str | Path) -> dict[str, dict[str, Any]]:
     import xarray as xr
 
     out = {}
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
+    with xr.open_dataset(path) as ds:
         for name in sorted(map(str, ds.variables)):
             values = np.ascontiguousarray(ds[name].values)
             out[name] = {
@@ -93,8 +93,8 @@ def compare_netcdf(recorded: Path, new: Path, rtol: float, atol: float) -> list[
 
     diffs = []
     with (
-        xr.open_dataset(recorded, engine="h5netcdf") as a,
-        xr.open_dataset(new, engine="h5netcdf") as b,
+        xr.open_dataset(recorded) as a,
+        xr.open_dataset(new) as b,
     ):
         for name in sorted(set(map(str, a.variables)) | set(map(str, b.variables))):
             if name not in a.variables or name not in b.variables:

@@ -1,0 +1,184 @@
+"""Verdict logic of `pcflow reproduce`: each kind of change is named; identical means identical."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from pcflow import provenance as prov
+from pcflow import reproduce as rp
+
+CONFIG = {
+    "stac_api": "http://x",
+    "target": {"account_name": "abc", "container": "c1", "prefix": "demo"},
+    "datasets": {"d": {"bbox": [1, 2, 3, 4], "reductions": ["spatial_mean"]}},
+}
+
+
+def record(**changes):
+    rec = {
+        "schema": prov.SCHEMA,
+        "git": {"commit": "a" * 40, "dirty": False, "diff_sha256": None, "remote": "/r"},
+        "config": json.loads(json.dumps(CONFIG)),
+        "config_sha256": prov.config_hash(CONFIG),
+        "environment": {"lock_sha256": "l1", "packages": {"numpy": "2.0"}},
+        "executor": "local",
+        "stac": {
+            "collection": "c",
+            "collection_updated": "2024-01-01",
+            "item_ids": ["i1", "i2", "i3"],
+            "item_updated": {"i1": "t1", "i2": "t2", "i3": "t3"},
+        },
+    }
+    for key, value in changes.items():
+        rec[key] = value
+    return rec
+
+
+def test_identical_records_have_no_differences():
+    assert rp.record_diff(record(), record()) == []
+
+
+def test_config_change_is_named_with_old_and_new_value():
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["datasets"]["d"]["bbox"] = [1, 2, 3, 5]
+    lines = rp.record_diff(record(), record(config=cfg))
+    assert lines == ["config changed: datasets.d.bbox: [1, 2, 3, 4] -> [1, 2, 3, 5]"]
+
+
+def test_moved_target_prefix_is_not_a_config_change():
+    cfg = json.loads(json.dumps(CONFIG))
+    cfg["target"]["prefix"] = "demo/reproduce-abc"
+    cfg["results"] = "elsewhere"
+    assert rp.record_diff(record(), record(config=cfg)) == []
+
+
+def test_code_commit_change_is_named():
+    git = {"commit": "b" * 40, "dirty": False, "diff_sha256": None}
+    (line,) = rp.record_diff(record(), record(git=git))
+    assert line.startswith("code commit differs:") and "a" * 40 in line and "b" * 40 in line
+
+
+def test_uncommitted_changes_are_a_code_difference():
+    git = {"commit": "a" * 40, "dirty": True, "diff_sha256": "d" * 64}
+    (line,) = rp.record_diff(record(git=git), record())
+    assert line.startswith("code commit differs:") and "uncommitted" in line
+
+
+def test_upstream_items_added_removed_updated():
+    new_stac = {
+        "collection": "c",
+        "collection_updated": "2024-01-01",
+        "item_ids": ["i2", "i3", "i4"],
+        "item_updated": {"i2": "t2", "i3": "t3-new", "i4": "t4"},
+    }
+    (line,) = rp.record_diff(record(), record(stac=new_stac))
+    assert line == "upstream STAC items changed since: added i4; removed i1; updated i3"
+
+
+def test_collection_update_is_upstream_change():
+    stac = {**record()["stac"], "collection_updated": "2025-02-02"}
+    (line,) = rp.record_diff(record(), record(stac=stac))
+    assert "2024-01-01 -> 2025-02-02" in line
+
+
+def test_environment_change_is_named():
+    env = {"lock_sha256": "l2", "packages": {"numpy": "2.1"}}
+    lines = rp.record_diff(record(), record(environment=env))
+    assert any("lock sha256" in x for x in lines) and any("numpy 2.0 -> 2.1" in x for x in lines)
+
+
+@pytest.fixture
+def nc_pair(tmp_path):
+    data = np.linspace(0, 1, 10, dtype="float32")
+    base = xr.Dataset({"tmin": ("time", data)}, coords={"time": np.arange(10)})
+    a, b = tmp_path / "a" / "spatial_mean.nc", tmp_path / "b" / "spatial_mean.nc"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    base.to_netcdf(a)
+    return base, a, b
+
+
+def test_netcdf_identical(nc_pair):
+    base, a, b = nc_pair
+    base.to_netcdf(b)
+    assert rp.compare_netcdf(a, b, 0, 0) == []
+    assert rp.netcdf_digests(a) == rp.netcdf_digests(b)
+
+
+def test_netcdf_tolerance(nc_pair):
+    base, a, b = nc_pair
+    changed = base.copy(deep=True)
+    changed["tmin"].values[3] += np.float32(1e-6)
+    changed.to_netcdf(b)
+    (line,) = rp.compare_netcdf(a, b, 0, 0)
+    assert "tmin values differ" in line and "max abs diff" in line
+    assert rp.compare_netcdf(a, b, 0, 1e-5) == []
+    assert rp.netcdf_digests(a)["tmin"]["sha256"] != rp.netcdf_digests(b)["tmin"]["sha256"]
+
+
+def test_netcdf_missing_variable(nc_pair):
+    base, a, b = nc_pair
+    base.assign(tmax=base["tmin"] + 1).to_netcdf(b)
+    (line,) = rp.compare_netcdf(a, b, 0, 0)
+    assert "tmax missing from the recorded result" in line
+
+
+@pytest.mark.parametrize(
+    ("key", "array"),
+    [("tmin/c/0/0/0", "tmin"), ("tmin/0.0.0", "tmin"), ("g/tmin/c/1/2", "g/tmin"), ("x/0", "x")],
+)
+def test_chunk_keys_map_to_arrays(key, array):
+    assert rp._array_of(key) == array
+
+
+def test_reproduce_config_moves_the_target_prefix():
+    cfg = rp.reproduce_config(record(), "c" * 40, same_target=False)
+    assert cfg["target"]["prefix"] == "demo/reproduce-cccccccccccc"
+    assert cfg["datasets"] == CONFIG["datasets"]
+    assert rp.reproduce_config(record(), "c" * 40, same_target=True)["target"]["prefix"] == "demo"
+
+
+def test_load_recorded_from_netcdf_and_manifest(tmp_path, nc_pair):
+    base, a, _ = nc_pair
+    rec = record()
+    nc = tmp_path / "results" / "d" / "spatial_mean.nc"
+    nc.parent.mkdir(parents=True)
+    base.assign_attrs(provenance=json.dumps(rec)).to_netcdf(nc)
+    got = rp.load_recorded(nc)
+    assert got["kind"] == "netcdf" and got["netcdf"] == {"d/spatial_mean": nc.resolve()}
+    assert got["datasets"]["d"]["stac"]["item_ids"] == ["i1", "i2", "i3"]
+    manifest = nc.parent / "staged.json"
+    manifest.write_text(json.dumps({"url": "az://c1/demo/d.zarr", "provenance": rec}))
+    got = rp.load_recorded(manifest)
+    assert (
+        got["kind"] == "manifest" and got["datasets"]["d"]["zarr"]["url"] == "az://c1/demo/d.zarr"
+    )
+    with pytest.raises(rp.ReproduceError, match="no such file"):
+        rp.load_recorded(tmp_path / "missing.json")
+
+
+def test_environment_reused_when_lock_and_versions_match(tmp_path):
+    clone = tmp_path / "clone"
+    (clone / "envs").mkdir(parents=True)
+    lock = (prov.PACKAGE_REPO / prov.LOCK_FILE).read_bytes()
+    (clone / prov.LOCK_FILE).write_bytes(lock)
+    rec = {"environment": prov.environment(prov.PACKAGE_REPO)}
+    _, line = rp.choose_environment(rec, clone, "auto")
+    assert line.startswith("environment: reusing") and "matches" in line
+
+
+def test_run_without_remote_or_commit_says_what_to_pass(tmp_path, nc_pair):
+    base, _, _ = nc_pair
+    rec = record(git={"commit": "a" * 40, "dirty": False, "remote": None})
+    nc = tmp_path / "x" / "spatial_mean.nc"
+    nc.parent.mkdir()
+    base.assign_attrs(provenance=json.dumps(rec)).to_netcdf(nc)
+    parser = __import__("argparse").ArgumentParser()
+    rp.add_arguments(parser)
+    args = parser.parse_args([str(nc), "--workdir", str(tmp_path / "w")])
+    with pytest.raises(rp.ReproduceError, match="pass --repo"):
+        rp.run(args)
