@@ -197,7 +197,8 @@ def spatial_mean(ds: xr.Dataset) -> xr.Dataset:
     for name in names:
         da = ds[name]
         if weights is None:
-            reduced = da.astype("float64").mean((ydim, xdim), skipna=True)
+            # dtype= accumulates in float64 without a float64 copy of each chunk.
+            reduced = da.mean((ydim, xdim), skipna=True, dtype="float64")
         else:
             reduced = da.astype("float64").weighted(weights).mean((ydim, xdim), skipna=True)
         reduced.attrs = _append_cell_method(da.attrs, "area: mean")

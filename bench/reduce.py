@@ -1,0 +1,211 @@
+"""Benchmark: reading a staged Daymet-shaped Zarr vs. pcflow's spatial mean and climatology.
+
+    .venv/bin/python bench/reduce.py --size 512            # makes its own local store
+    .venv/bin/python bench/reduce.py --store /path/or/az://container/x.zarr
+
+Prints, side by side in one run, with the same number of threads for everything:
+  ceiling        read + decode every chunk of every gridded variable (zarr, thread pool)
+  pcflow mean    pcflow.reductions.run("spatial_mean") on a LocalCluster (the rule's path)
+  naive mean     xr.open_zarr(...).mean(["x", "y"]).compute()  (threaded scheduler)
+  clim flox      monthly field climatology, xarray groupby with flox
+  clim default   the same with use_flox=False
+and ends with one JSON line: ceiling_s, mean_s, naive_mean_s, mean_ratio (ceiling_s/mean_s),
+clim_flox_s, clim_default_s (plus sizes). az:// stores use the target account from the
+environment (PCFLOW_TARGET_ACCOUNT_NAME + the sandbox's PCFLOW_AZURE_ACCOUNT_HOST etc.).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import dask.array
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from pcflow import compute, reductions
+
+VARS = ("tmin", "tmax", "prcp")
+
+
+def make_store(path: Path, size_mb: int, years: int, seed: int = 0) -> None:
+    """A Daymet-shaped store: 365-day years, (time, y, x) float32, one-year time chunks, whole
+    grid per chunk (as on the MPC), values rounded to 0.01 so they compress like real data."""
+    cells = size_mb * 2**20 / (4 * 365 * years * len(VARS))
+    ny = max(8, int(math.sqrt(cells * 2)))  # Daymet-HI is about 2:1 (584 x 284)
+    nx = max(4, int(cells / ny))
+    t = pd.date_range(f"{2021 - years}-01-01", periods=365 * years * 2, freq="D")
+    t = t[~((t.month == 12) & (t.day == 31) & t.is_leap_year)][: 365 * years]
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(0, 1, ny), np.linspace(0, 1, nx), indexing="ij")
+    relief = (8 * np.sin(3 * yy) * np.cos(2 * xx)).astype("float32")
+    ocean = (yy - 0.5) ** 2 + (xx - 0.5) ** 2 > 0.2
+    store_ds = xr.Dataset(
+        coords={
+            "time": t,
+            "y": ("y", 1e3 * (ny - np.arange(ny)), {"units": "m"}),
+            "x": ("x", 1e3 * np.arange(nx), {"units": "m"}),
+        },
+        attrs={"title": "synthetic Daymet-shaped store (pcflow bench)"},
+    )
+    encoding = {}
+    for name in VARS:
+        lazy = dask.array.zeros((t.size, ny, nx), chunks=(365, ny, nx), dtype="float32")
+        store_ds[name] = xr.DataArray(lazy, dims=("time", "y", "x"))
+        units = "mm/day" if name == "prcp" else "degrees C"
+        store_ds[name].attrs = {"units": units, "grid_mapping": "lambert_conformal_conic"}
+        encoding[name] = {"chunks": (365, ny, nx)}
+    store_ds.to_zarr(path, mode="w", compute=False, encoding=encoding, consolidated=True)
+    group = zarr.open_group(path, mode="r+")
+    doy = t.day_of_year.to_numpy()
+    for year in range(years):
+        sl = slice(365 * year, 365 * (year + 1))
+        season = 10 * np.sin(2 * np.pi * doy[sl] / 365.0)[:, None, None]
+        for name in VARS:
+            if name == "prcp":
+                block = rng.gamma(0.5, 6, (365, ny, nx)).astype("float32")
+            else:
+                base = 15 if name == "tmin" else 25
+                block = base + season + relief + rng.normal(0, 1.5, (365, ny, nx)).astype("float32")
+            block = np.round(block, 2).astype("float32")
+            block[:, ocean] = np.nan
+            group[name][sl] = block
+
+
+def open_store(url: str) -> tuple[Any, dict[str, Any]]:
+    if url.startswith("az://") or url.startswith("abfs://"):
+        from pcflow import storage
+
+        account = os.environ.get("PCFLOW_TARGET_ACCOUNT_NAME")
+        if not account:
+            sys.exit(
+                "bench: az:// stores need PCFLOW_TARGET_ACCOUNT_NAME (see `pcflow sandbox env`)"
+            )
+        return url, storage.target_storage_options({"account_name": account})
+    return url, {}
+
+
+def read_ceiling(url: str, options: dict[str, Any], names: list[str], threads: int) -> float:
+    """Read and decode every chunk of the variables with a thread pool; return seconds."""
+    group = zarr.open_group(url, mode="r", storage_options=options or None)
+    jobs = []
+    for name in names:
+        arr = group[name]
+        grid = [range(0, s, c) for s, c in zip(arr.shape, arr.chunks, strict=True)]
+        for start in itertools.product(*grid):
+            jobs.append(
+                (arr, tuple(slice(s, s + c) for s, c in zip(start, arr.chunks, strict=True)))
+            )
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        total = sum(pool.map(lambda job: job[0][job[1]].size, jobs))
+    assert total == sum(math.prod(group[n].shape) for n in names)
+    return time.perf_counter() - t0
+
+
+def timed(fn) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=256, help="MB of float32 data to generate")
+    parser.add_argument("--years", type=int, default=4)
+    parser.add_argument("--store", help="use an existing Zarr store (path or az://) instead")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--clim-freq", default="month", choices=reductions.FREQS)
+    parser.add_argument("--keep", action="store_true", help="keep the generated store")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+    tmp = None
+    if args.store:
+        url, options = open_store(args.store)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="pcflow-bench-"))
+        url, options = str(tmp / "daymet.zarr"), {}
+        t_make, _ = timed(lambda: make_store(Path(url), args.size, args.years))
+        print(f"made {url} in {t_make:.1f}s")
+
+    def open_ds() -> xr.Dataset:
+        return xr.open_zarr(url, consolidated=True, storage_options=options or None)
+
+    ds = open_ds()
+    names = reductions.gridded_vars(ds)
+    nbytes = sum(ds[n].nbytes for n in names)
+    chunks = {n: ds[n].encoding.get("chunks") for n in names}
+    print(
+        f"store: {dict(ds.sizes)}, vars {names}, {nbytes / 2**20:.0f} MiB decoded, chunks {chunks}"
+    )
+    print(f"threads: {args.threads}")
+
+    # Warm up (numba/numbagg JIT in flox and xarray) on one small slice, outside the timings.
+    small = open_ds()[names].isel(time=slice(0, 400), y=slice(0, 8), x=slice(0, 8))
+    for use_flox in (True, False):
+        with xr.set_options(use_flox=use_flox):
+            small.groupby(f"time.{args.clim_freq}").mean().compute()
+    small.mean(["x", "y"]).compute()
+
+    ceiling_s = read_ceiling(url, options, names, args.threads)
+    log = logging.getLogger("pcflow.bench")
+    with compute.cluster({"threads": args.threads, "backend": "local"}, log):
+        mean_s, ours = timed(lambda: reductions.run("spatial_mean", open_ds()))
+    with xr.set_options(use_flox=True):  # plain threaded scheduler from here on
+        naive_s, naive = timed(lambda: open_ds()[names].mean(["x", "y"]).compute())
+        flox_s, clim_a = timed(
+            lambda: open_ds()[names].groupby(f"time.{args.clim_freq}").mean().compute()
+        )
+    with xr.set_options(use_flox=False):
+        default_s, clim_b = timed(
+            lambda: open_ds()[names].groupby(f"time.{args.clim_freq}").mean().compute()
+        )
+    # the contenders must agree, or the timings mean nothing
+    for n in names:
+        np.testing.assert_allclose(ours[n].values, naive[n].values, rtol=1e-4)
+        np.testing.assert_allclose(clim_a[n].values, clim_b[n].values, rtol=1e-5, equal_nan=True)
+
+    rows = [
+        ("read+decode every chunk (ceiling)", ceiling_s),
+        ("pcflow spatial_mean (LocalCluster)", mean_s),
+        ('naive open_zarr().mean(["x","y"])', naive_s),
+        (f"climatology {args.clim_freq} (flox)", flox_s),
+        (f"climatology {args.clim_freq} (no flox)", default_s),
+    ]
+    for label, secs in rows:
+        print(f"  {label:<40} {secs:8.2f} s  {nbytes / 2**20 / secs:8.1f} MiB/s")
+    result = {
+        "ceiling_s": round(ceiling_s, 3),
+        "mean_s": round(mean_s, 3),
+        "naive_mean_s": round(naive_s, 3),
+        "mean_ratio": round(ceiling_s / mean_s, 3),
+        "clim_flox_s": round(flox_s, 3),
+        "clim_default_s": round(default_s, 3),
+        "mib": round(nbytes / 2**20, 1),
+        "threads": args.threads,
+    }
+    if tmp is not None and not args.keep:
+        shutil.rmtree(tmp)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
