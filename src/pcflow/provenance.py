@@ -388,3 +388,17 @@ def is_plan_request(argv: Sequence[str], environ: Mapping[str, str] | None = Non
         or (a.startswith("-") and not a.startswith("--") and a[1:].isalpha() and "n" in a[1:])
         for a in argv
     )
+
+
+def stamp_png(path: str | Path, rec: Mapping[str, Any]) -> None:
+    """Add the record as a PNG text chunk `provenance` (pixels untouched, no timestamp)."""
+    from PIL import Image, PngImagePlugin
+
+    with Image.open(path) as img:
+        img.load()
+        info = PngImagePlugin.PngInfo()
+        for key, value in getattr(img, "text", {}).items():
+            if key != "provenance":
+                info.add_text(key, value)
+        info.add_text("provenance", canonical_json(rec), zip=True)
+        img.save(path, format="PNG", pnginfo=info)

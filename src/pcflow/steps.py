@@ -24,6 +24,7 @@ def run_discover(dataset: str, config: dict[str, Any], out: str, log_path: str) 
         ds = config["datasets"][dataset]
         log.info("searching %s for %s (%s)", config["stac_api"], ds["collection"], ds["kind"])
         doc = discover.discover(dataset, ds, config["stac_api"])
+        doc["provenance"] = provenance.record(config)
         log.info("matched %d items; asset %s", len(doc["items"]), (doc["asset"] or {}).get("href"))
         write_json(out, doc)
 
@@ -40,11 +41,7 @@ def run_stage(
 
     with rule_logging(log_path, f"stage[{dataset}]") as log:
         items_doc = json.loads(Path(items_path).read_text())
-        prov = provenance.record(config)
-        prov["stac"] = {
-            k: items_doc.get(k)
-            for k in ("stac_api", "collection", "query", "collection_updated", "item_updated")
-        }
+        prov = provenance.with_stac(provenance.record(config), items_doc)
         manifest = staging.stage(
             items_doc,
             dataset,
@@ -75,7 +72,12 @@ def run_reduce(
         with compute.cluster(compute_cfg, log):
             ds = staging.open_staged(manifest, config["target"])
             result = reductions.run(reduction, ds)
-            result.attrs["provenance"] = json.dumps(manifest.get("provenance", {}), sort_keys=True)
+            # This run's record (the commit that made the NetCDF), with the staged data's STAC
+            # record and the commit that staged it.
+            staged = manifest.get("provenance", {})
+            prov = {**provenance.record(config), "stac": staged.get("stac")}
+            prov["staged_by"] = (staged.get("git") or {}).get("commit")
+            result.attrs["provenance"] = provenance.canonical_json(prov)
             Path(out_nc).parent.mkdir(parents=True, exist_ok=True)
             result.to_netcdf(out_nc, engine="h5netcdf")
         log.info("wrote %s", out_nc)
@@ -89,4 +91,8 @@ def run_plot(dataset: str, reduction: str, nc_path: str, out_png: str, log_path:
     with rule_logging(log_path, f"plot[{dataset}/{reduction}]") as log:
         with xr.open_dataset(nc_path, engine="h5netcdf") as result:
             plotting.plot(reduction, result.load(), Path(out_png), {"dataset": dataset})
+            # The run's record (this commit made the PNG); the NetCDF's when run outside Snakemake.
+            made_from = json.loads(result.attrs.get("provenance", "{}"))
+            rec = {**(provenance.from_env() or made_from), "stac": made_from.get("stac")}
+            provenance.stamp_png(out_png, rec)
         log.info("wrote %s", out_png)

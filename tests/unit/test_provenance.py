@@ -212,3 +212,28 @@ def test_with_stac_sorts_ids():
     doc = {"item_ids": ["b", "a"], "item_updated": {"a": "1", "b": "2"}, "collection": "c"}
     stac = prov.with_stac({"x": 1}, doc)["stac"]
     assert stac["item_ids"] == ["a", "b"] and stac["collection"] == "c"
+
+
+def test_png_stamp_roundtrip_keeps_pixels(repo, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    png = tmp_path / "f.png"
+    fig.savefig(png, format="png")
+    plt.close(fig)
+    with Image.open(png) as img:
+        before = np.asarray(img).copy()
+    rec = prov.build(CONFIG, repo)
+    prov.stamp_png(png, rec)
+    prov.stamp_png(png, rec)  # idempotent: one provenance chunk, same bytes
+    first = png.read_bytes()
+    prov.stamp_png(png, rec)
+    assert png.read_bytes() == first
+    assert prov.from_output(png) == rec
+    with Image.open(png) as img:
+        assert np.array_equal(np.asarray(img), before)
