@@ -133,3 +133,27 @@ def test_ndvi_composite_maps(tmp_path):
 def test_unknown_name_is_an_error(tmp_path, ds):
     with pytest.raises(ValueError, match="unknown"):
         plotting.plot("nope", reductions.run("spatial_mean", ds), tmp_path / "x.png", CTX)
+
+
+@pytest.mark.parametrize("name", reductions.available())
+def test_report_caption_renders_for_every_reduction(name):
+    """report/reduction.rst, rendered as Snakemake does (Jinja2, then docutils to HTML)."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import jinja2
+    from docutils.core import publish_parts
+
+    template = (Path(__file__).parents[2] / "report" / "reduction.rst").read_text()
+    snakemake = SimpleNamespace(
+        wildcards=SimpleNamespace(reduction=name, dataset="daymet-hi"),
+        config={
+            "datasets": {
+                "daymet-hi": {"collection": "daymet-daily-hi", "datetime": "2019-01-01/2020-12-31"}
+            }
+        },
+    )
+    rst = jinja2.Environment().from_string(template).render(snakemake=snakemake)
+    html = publish_parts(rst, writer="html", settings_overrides={"halt_level": 2})["body"]
+    assert "daymet-daily-hi (2019-01-01 to 2020-12-31)" in html
+    assert html.lstrip().startswith("<p><strong>")  # a kind-specific text, not the fallback
