@@ -130,8 +130,12 @@ def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
 # ----------------------------------------------------------------------------- compute
 
 
-def compute(result: xr.Dataset, interval: float = 10.0) -> xr.Dataset:
+PROGRESS_INTERVAL = 10.0  # seconds between progress lines in the rule log
+
+
+def compute(result: xr.Dataset, interval: float | None = None) -> xr.Dataset:
     """Compute a lazy result, logging progress (task counts) while a distributed client runs it."""
+    interval = PROGRESS_INTERVAL if interval is None else interval
     try:
         from distributed import default_client
 
@@ -141,11 +145,23 @@ def compute(result: xr.Dataset, interval: float = 10.0) -> xr.Dataset:
     future = client.compute(result)
     stop = threading.Event()
 
+    def task_states(dask_scheduler: Any = None) -> dict[str, int]:
+        # Runs on the scheduler. A closure, so cloudpickle ships it by value: a Gateway
+        # scheduler image need not have pcflow installed.
+        states = [ts.state for ts in dask_scheduler.tasks.values()]
+        done = ("memory", "erred", "forgotten", "released")
+        return {
+            "total": len(states),
+            "done": sum(s in done for s in states),
+            "processing": sum(s == "processing" for s in states),
+            "workers": len(dask_scheduler.workers),
+        }
+
     def report() -> None:
         start = time.monotonic()
         while not stop.wait(interval):
             try:
-                counts = client.run_on_scheduler(_task_states)
+                counts = client.run_on_scheduler(task_states)
             except Exception as err:  # progress is best effort; never fail the reduction
                 log.debug("progress unavailable: %s", err)
                 continue
@@ -165,19 +181,6 @@ def compute(result: xr.Dataset, interval: float = 10.0) -> xr.Dataset:
     finally:
         stop.set()
         future.release()
-
-
-def _task_states(dask_scheduler: Any = None) -> dict[str, int]:
-    # Runs on the scheduler: count tasks by state.
-    tasks = list(dask_scheduler.tasks.values())
-    done = sum(ts.state in ("memory", "erred", "forgotten", "released") for ts in tasks)
-    processing = sum(ts.state == "processing" for ts in tasks)
-    return {
-        "total": len(tasks),
-        "done": done,
-        "processing": processing,
-        "workers": len(dask_scheduler.workers),
-    }
 
 
 # ----------------------------------------------------------------------------- reductions

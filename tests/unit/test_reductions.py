@@ -253,3 +253,21 @@ def test_netcdf_roundtrip_keeps_cf_attrs(tmp_path, ds):
     back = xr.open_dataset(tmp_path / "a.nc")
     assert back["prcp"].attrs["units"] == "mm"
     assert back.attrs["provenance"] == ds.attrs["provenance"]
+
+
+def test_progress_is_logged_on_a_distributed_cluster(caplog, monkeypatch):
+    import logging
+    import time
+
+    from pcflow import compute as compute_mod
+
+    monkeypatch.setattr(reductions, "PROGRESS_INTERVAL", 0.3)
+    caplog.set_level(logging.INFO, logger="pcflow")
+    ds = daymet_like(years=(2019, 2020), ny=4, nx=3, chunk_days=30)
+    slow = ds.map_blocks(lambda b: (time.sleep(0.1), b)[1], template=ds)
+    with compute_mod.cluster({"threads": 1}, logging.getLogger("pcflow.test")):
+        out = reductions.run("spatial_mean", slow)
+    np.testing.assert_allclose(out["tmax"].values, np_series(ds, "tmax"), rtol=RTOL)
+    lines = [r.getMessage() for r in caplog.records if "progress after" in r.getMessage()]
+    assert lines, caplog.text[-2000:]
+    assert "tasks done" in lines[-1] and "1 workers" in lines[-1]
