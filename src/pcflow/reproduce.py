@@ -353,14 +353,20 @@ def choose_environment(recorded: Mapping[str, Any], clone_dir: Path, mode: str) 
     ), f"environment: installed {clone_dir}/.venv with `make install` ({why})"
 
 
-def reproduce_config(recorded: Mapping[str, Any], commit: str, same_target: bool) -> dict[str, Any]:
-    """The recorded config; staged under a separate prefix so the recorded store stays intact."""
+def reproduce_config(
+    recorded: Mapping[str, Any], commit: str, same_target: bool, token: str = ""
+) -> dict[str, Any]:
+    """The recorded config; staged under a separate prefix so the recorded store stays intact.
+
+    token (from the work dir) keeps two re-runs of one commit from sharing a store.
+    """
     cfg = json.loads(json.dumps(recorded.get("config") or {}))
     if not cfg:
         raise ReproduceError("the record holds no config content; pass --configfile")
     if not same_target:
         prefix = str(cfg["target"].get("prefix", "pcflow")).strip("/")
-        cfg["target"]["prefix"] = f"{prefix}/reproduce-{commit[:12]}"
+        suffix = f"-{token}" if token else ""
+        cfg["target"]["prefix"] = f"{prefix}/reproduce-{commit[:12]}{suffix}"
     cfg.pop("results", None)
     return cfg
 
@@ -463,7 +469,8 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
         cfg = yaml.safe_load(Path(args.configfile).read_text())
         say(f"config: {args.configfile} (given with --configfile, not the recorded one)")
     else:
-        cfg = reproduce_config(rec, commit, args.same_target)
+        token = hashlib.sha256(str(workdir).encode()).hexdigest()[:6]
+        cfg = reproduce_config(rec, commit, args.same_target, token)
         say(
             "config: the recorded config (sha256 "
             f"{str(rec.get('config_sha256'))[:12]}), staged under target prefix "
