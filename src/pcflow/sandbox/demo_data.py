@@ -113,7 +113,7 @@ def daymet_dataset() -> xr.Dataset:
     lon, lat = to_lonlat.transform(xx, yy)
 
     nt = time.size
-    doy = np.asarray(time.dayofyear, dtype="float64")
+    doy = np.asarray(time.day_of_year, dtype="float64")
     # A volcano-like elevation field (m): summit inside the window, lower towards the edges.
     cx, cy = x[DAYMET_NX // 3], y[DAYMET_NY // 2]
     r2 = ((xx - cx) ** 2 + (yy - cy) ** 2) / (18_000.0**2)
@@ -153,7 +153,7 @@ def daymet_dataset() -> xr.Dataset:
             "prcp": (dims, data(np.maximum(prcp, 0.0)), {**VARIABLE_ATTRS["prcp"], **grid}),
             "yearday": (
                 ("time",),
-                np.asarray(time.dayofyear, dtype="int16"),
+                np.asarray(time.day_of_year, dtype="int16"),
                 {"long_name": YEARDAY_LONG_NAME},
             ),
             "lambert_conformal_conic": ((), np.int16(-32767), dict(LCC_ATTRS)),
