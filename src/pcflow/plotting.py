@@ -211,7 +211,7 @@ def plot_anomaly(result: xr.Dataset, ctx: dict[str, Any]) -> Figure:
             im = ax.imshow(
                 values[None, :],
                 aspect="auto",
-                cmap="RdBu_r",
+                cmap="BrBG" if reductions.is_precipitation(da) else "RdBu_r",
                 vmin=-lim,
                 vmax=lim,
                 extent=(x0, x1, 0, 1),
@@ -220,9 +220,11 @@ def plot_anomaly(result: xr.Dataset, ctx: dict[str, Any]) -> Figure:
             ax.xaxis_date()
             ax.set_yticks([])
             ax.grid(False)
-            fig.colorbar(im, ax=ax, label=_label(da), pad=0.01)
+            fig.colorbar(im, ax=ax, label=f"{name}{_units(da)}", pad=0.01)
         else:
-            colors = np.where(values >= 0, WARM, COOL)
+            wet, dry = "#1b7837", "#8c510a"  # precipitation: green above, brown below
+            pos, neg = (wet, dry) if reductions.is_precipitation(da) else (WARM, COOL)
+            colors = np.where(values >= 0, pos, neg)
             ax.bar(t, values, width=25, color=colors)
             ax.axhline(0, color="black", lw=0.6)
             ax.set_ylabel(_label(da))

@@ -68,7 +68,7 @@ def test_anomaly_bars_and_heat_strip(tmp_path, ds):
     ax = _visible(strip)[0]
     assert len(ax.images) == 1 and ax.images[0].get_array().shape == (1, ds.sizes["time"])
     cbar_labels = [a.get_ylabel() for a in strip.axes if a.get_label() == "<colorbar>"]
-    assert "daily maximum temperature anomaly [degrees C]" in cbar_labels
+    assert "tmax [degrees C]" in cbar_labels
 
 
 def test_annual_maps_in_projected_km_with_crs_title(tmp_path, ds):
