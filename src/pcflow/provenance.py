@@ -242,10 +242,16 @@ def detect_executor(argv: Sequence[str], environ: Mapping[str, str] | None = Non
     if profile:
         import yaml
 
-        for cfg in (Path(profile) / "config.yaml", Path(profile) / "config.v8+.yaml"):
-            if cfg.exists():
-                doc = yaml.safe_load(cfg.read_text()) or {}
-                return str(doc.get("executor", "local"))
+        # Snakemake resolves a profile against the directory it was started in (it has chdir'ed
+        # to --directory by now; the shell's PWD still names the start), then its config dirs.
+        bases = [Path.cwd(), Path(env.get("PWD", ".")), Path.home() / ".config" / "snakemake"]
+        bases.append(Path("/etc/xdg/snakemake"))
+        for base in bases:
+            for name in ("config.v8+.yaml", "config.yaml"):
+                cfg = base / profile / name
+                if cfg.exists():
+                    doc = yaml.safe_load(cfg.read_text()) or {}
+                    return str(doc.get("executor", "local"))
     return "local"
 
 

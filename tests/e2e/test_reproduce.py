@@ -272,30 +272,39 @@ def test_reproduce_names_changed_upstream_items(recorded, changed_stac_api, tmp_
 
 
 def test_kbatch_profile_refuses_a_dirty_tree_unless_overridden(recorded, tmp_path):
+    """Run from inside a clone, as users do (kbatch ships the sources below the work dir)."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(recorded["clone"]), str(clone))
-    (clone / "src" / "pcflow" / "reductions.py").write_text(
-        (clone / "src" / "pcflow" / "reductions.py").read_text() + "\n# local edit\n"
-    )
-    # Only the discover rule (a localrule): no kbatch job is needed to see the check pass.
-    args = ["--profile", str(clone / "kbatch"), "--keep-storage-local-copies"]
-    args += ["results/daymet-hi/items.json"]
+    code = clone / "src" / "pcflow" / "reductions.py"
+    code.write_text(code.read_text() + "\n# local edit\n")
+    shutil.copy(recorded["config"], clone / "run-config.yaml")  # untracked, outside code paths
+    # Only the discover rule (a localrule): no kbatch job is needed to see the check pass; a
+    # placeholder URL lets the executor start (it contacts the server only to submit).
+    cmd = [str(BIN / "snakemake"), "--profile", "kbatch", "--configfile", "run-config.yaml"]
+    cmd += ["--keep-storage-local-copies", "results/daymet-hi/items.json"]
     env = {k: v for k, v in os.environ.items() if k != "PCFLOW_ALLOW_DIRTY"}
-    refused = snakemake(clone, tmp_path / "run", recorded["config"], *args, env=env, check=False)
+    env.setdefault("KBATCH_URL", "http://127.0.0.1:9/")
+    env.setdefault("KBATCH_TOKEN", "placeholder-token")
+
+    def run(env):
+        return subprocess.run(cmd, cwd=clone, capture_output=True, text=True, env=env, timeout=600)
+
+    refused = run(env)
     err = refused.stdout + refused.stderr
     assert refused.returncode != 0
     assert "refusing a remote (kbatch) run" in err and "src/pcflow/reductions.py" in err
     assert "PCFLOW_ALLOW_DIRTY=1" in err
-    assert not (tmp_path / "run" / "results" / "daymet-hi" / "items.json").exists()
+    assert not list(clone.rglob("items.json"))
 
-    env["PCFLOW_ALLOW_DIRTY"] = "1"
-    allowed = snakemake(clone, tmp_path / "run", recorded["config"], *args, env=env, check=False)
+    allowed = run({**env, "PCFLOW_ALLOW_DIRTY": "1"})
     out = allowed.stdout + allowed.stderr
     assert "refusing a remote" not in out
     assert allowed.returncode == 0, out[-4000:]
     # With the profile's default storage provider, the local copy sits under .snakemake/storage.
-    (found,) = [p for p in (tmp_path / "run").rglob("items.json") if "daymet-hi" in str(p)][:1]
-    items = json.loads(found.read_text())
+    found = [p for p in clone.rglob("items.json") if "daymet-hi" in str(p)]
+    assert found, "discover did not run"
+    items = json.loads(found[0].read_text())
     assert items["provenance"]["git"]["dirty"] is True
+    assert "src/pcflow/reductions.py" in items["provenance"]["git"]["changed"]
     assert items["provenance"]["executor"] == "kbatch"
     assert len(items["provenance"]["git"]["diff_sha256"]) == 64

@@ -136,6 +136,9 @@ def test_detect_executor(tmp_path):
     assert prov.detect_executor(["snakemake", "--profile", str(profile)], {}) == "kbatch"
     assert prov.detect_executor(["snakemake"], {"SNAKEMAKE_PROFILE": str(profile)}) == "kbatch"
     assert prov.detect_executor(["snakemake"], {prov.EXECUTOR_ENV: "slurm"}) == "slurm"
+    # Relative to where snakemake started (PWD), although it has chdir'ed to --directory since.
+    argv = ["snakemake", "--directory", "elsewhere", "--profile", "kbatch"]
+    assert prov.detect_executor(argv, {"PWD": str(tmp_path)}) == "kbatch"
 
 
 @pytest.mark.parametrize(
