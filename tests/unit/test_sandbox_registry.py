@@ -200,3 +200,20 @@ def test_missing_tools_are_named(monkeypatch):
     monkeypatch.setattr(svc.shutil, "which", lambda name: None)
     missing = " ".join(svc.missing_requirements(["azurite"]))
     assert "node" in missing and "azurite-blob" in missing and "make install" in missing
+
+
+def test_failed_up_stops_what_it_launched(temp_services, tmp_path):
+    temp_services(http_server(15))
+    temp_services(
+        ServiceSpec(
+            "crasher",
+            17,
+            argv=lambda ctx: [sys.executable, "-c", "raise SystemExit(2)"],
+            ready=lambda ctx: False,
+        )
+    )
+    sb = Sandbox(tmp_path, BASE)
+    with pytest.raises(SandboxError, match="service crasher exited with code 2"):
+        sb.up(services=("web15", "crasher"), seed=False)
+    assert not any(s.running for s in sb.status())
+    assert svc.tcp_ready(BASE + 15) is False

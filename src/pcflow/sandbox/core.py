@@ -19,6 +19,7 @@ from pcflow.sandbox.process import (
     read_pid_file,
     spawn,
     stop_group,
+    wait_ready,
 )
 
 DEFAULT_STATE_DIR = ".sandbox"
@@ -125,8 +126,7 @@ class Sandbox:
             running = [n for n in self._known_services() if self._alive(n)]
             # Record the base port first, so `env`/`status` agree with a partly failed `up`.
             self._write_state(list(dict.fromkeys([*running, *names])))
-            for name in names:
-                messages.append(self._start_one(svc.get(name)))
+            messages += self._start([svc.get(name) for name in names])
             if seed:
                 if "azurite" in names:
                     from pcflow.sandbox import seed as seeding
@@ -197,41 +197,66 @@ class Sandbox:
                     f"run `pcflow sandbox down` first or use --port {recorded}"
                 )
 
-    def _start_one(self, spec: svc.ServiceSpec) -> str:
-        port = spec.ports(self.ctx)[0]
-        record = read_pid_file(self.pid_path(spec.name))
-        log = self.log_path(spec.name)
-        if is_alive(record):
-            if record.port != port:
-                raise SandboxError(
-                    f"service {spec.name} already runs on port {record.port}, not {port}; "
-                    f"run `pcflow sandbox down` first or use that base port"
-                )
-            self._wait_existing(spec, log)
-            return f"{spec.name}: already running (pid {record.pid}, port {port})"
-        for p in spec.ports(self.ctx):
-            if not port_is_free(p):
-                raise SandboxError(
-                    f"port {p} for sandbox service {spec.name} is already in use by another "
-                    f"process; free it or choose another base port (--port / {BASE_PORT_ENV})"
-                )
-        t0 = time.monotonic()
-        if spec.prepare is not None:
-            spec.prepare(self.ctx)
-        argv = spec.argv(self.ctx)
-        env = {**os.environ, **spec.env(self.ctx)}
-        self.pid_path(spec.name).parent.mkdir(parents=True, exist_ok=True)
-        proc = spawn(argv, env, log, self.pid_path(spec.name), port, cwd=self.state_dir)
-        self._procs[spec.name] = proc
-        from pcflow.sandbox.process import wait_ready
+    def _start(self, specs: list[svc.ServiceSpec]) -> list[str]:
+        """Launch every service not yet running, then wait for all (they start in parallel).
 
+        Ports are checked before anything is launched; if one service fails, the ones this
+        call launched are stopped again, so a failed `up` leaves nothing half-started.
+        """
+        messages: dict[str, str] = {}
+        to_launch = []
+        for spec in specs:
+            port = spec.ports(self.ctx)[0]
+            record = read_pid_file(self.pid_path(spec.name))
+            if is_alive(record):
+                if record.port != port:
+                    raise SandboxError(
+                        f"service {spec.name} already runs on port {record.port}, not {port}; "
+                        f"run `pcflow sandbox down` first or use that base port"
+                    )
+                self._wait_existing(spec, self.log_path(spec.name))
+                messages[spec.name] = (
+                    f"{spec.name}: already running (pid {record.pid}, port {port})"
+                )
+                continue
+            for p in spec.ports(self.ctx):
+                if not port_is_free(p):
+                    raise SandboxError(
+                        f"port {p} for sandbox service {spec.name} is already in use by another "
+                        f"process; free it or choose another base port (--port / {BASE_PORT_ENV})"
+                    )
+            to_launch.append(spec)
+        launched = []
         try:
-            wait_ready(proc, lambda: spec.ready(self.ctx), spec.start_timeout, spec.name, log)
-        except SandboxError:
-            self.pid_path(spec.name).unlink(missing_ok=True)
+            for spec in to_launch:
+                t0 = time.monotonic()
+                if spec.prepare is not None:
+                    spec.prepare(self.ctx)
+                argv = spec.argv(self.ctx)
+                env = {**os.environ, **spec.env(self.ctx)}
+                pid_path = self.pid_path(spec.name)
+                pid_path.parent.mkdir(parents=True, exist_ok=True)
+                log = self.log_path(spec.name)
+                port = spec.ports(self.ctx)[0]
+                proc = spawn(argv, env, log, pid_path, port, cwd=self.state_dir)
+                self._procs[spec.name] = proc
+                launched.append((spec, proc, t0))
+            for spec, proc, t0 in launched:
+                log = self.log_path(spec.name)
+                wait_ready(
+                    proc, lambda s=spec: s.ready(self.ctx), spec.start_timeout, spec.name, log
+                )
+                took = time.monotonic() - t0
+                port = spec.ports(self.ctx)[0]
+                messages[spec.name] = (
+                    f"{spec.name}: started (pid {proc.pid}, port {port}) in {took:.1f}s"
+                )
+        except BaseException:
+            for spec, proc, _ in launched:
+                stop_group(proc.pid)
+                self.pid_path(spec.name).unlink(missing_ok=True)
             raise
-        took = time.monotonic() - t0
-        return f"{spec.name}: started (pid {proc.pid}, port {port}) in {took:.1f}s"
+        return [messages[spec.name] for spec in specs]
 
     def _wait_existing(self, spec: svc.ServiceSpec, log: Path) -> None:
         """A running service (maybe started a moment ago by another `up`) must answer too."""

@@ -61,16 +61,13 @@ def write_stac_files(stac_dir: Path, azurite_port: int) -> list[Path]:
 
 def generator_hash() -> str:
     """Changes whenever the demo data could change: generator source or encoder versions."""
-    import numcodecs
-    import numpy
-    import rasterio
-    import xarray
-    import zarr
+    from importlib.metadata import version
 
     h = hashlib.sha256(Path(demo_data.__file__).read_bytes())
-    for mod in (numpy, xarray, zarr, numcodecs, rasterio):
-        h.update(f"{mod.__name__}={mod.__version__};".encode())
-    h.update(f"gdal={rasterio.__gdal_version__}".encode())
+    # Versions from package metadata (no imports: keeps a warm `up` fast). rasterio wheels
+    # bundle GDAL, so rasterio's version stands for the GDAL that writes the COGs.
+    for dist in ("numpy", "pandas", "xarray", "zarr", "numcodecs", "rasterio", "pyproj"):
+        h.update(f"{dist}={version(dist)};".encode())
     return h.hexdigest()
 
 
@@ -140,6 +137,13 @@ def _seed_container(
     with tempfile.TemporaryDirectory(prefix="pcflow-seed-") as tmp:
         files = make_files(Path(tmp))
         hashes = _upload_tree(client, container, files)
+    # Blobs of an older generator that the new one no longer writes would linger in the store.
+    stale = sorted(set((marker or {}).get("files", {})) - set(hashes))
+    for name in stale:
+        try:
+            client.get_blob_client(container, name).delete_blob()
+        except ResourceNotFoundError:
+            pass
     doc = {"generator": wanted, "files": hashes}
     client.get_blob_client(container, MARKER_BLOB).upload_blob(
         json.dumps(doc, indent=1).encode(), overwrite=True
