@@ -49,7 +49,28 @@ def _axis_count(extent: Sequence[float], step: float, lo: float, hi: float) -> t
     return max(0, i1 - i0 + 1), i0
 
 
-def estimate_zarr(ds: Mapping[str, Any], collection: Mapping[str, Any], chunk_mb: float) -> dict:
+def _target_layout(
+    name: str, dims: Sequence[str], shape: Sequence[int], size: int, staging: Mapping[str, Any]
+) -> tuple[int, int]:
+    """(target chunks, regions) for one variable: staging's own planner when it is there."""
+    chunk_mb = float(staging.get("chunk_mb", 100))
+    nbytes = math.prod(shape) * size
+    try:
+        from pcflow.staging import plan as staging_plan
+    except ImportError:  # staging not installed: one region per variable, chunk_mb chunks
+        return (max(1, math.ceil(nbytes / (chunk_mb * MB))) if nbytes else 0), 1
+    chunks = staging_plan.plan_chunks(
+        tuple(dims), tuple(shape), size, chunk_mb, staging.get("time_series_chunks", True)
+    )
+    nchunks = math.prod(math.ceil(n / c) for n, c in zip(shape, chunks, strict=True))
+    region_mb = float(staging.get("region_mb", staging_plan.DEFAULT_REGION_MB))
+    regions = staging_plan.regions_for(name, nchunks, math.prod(chunks) * size, region_mb)
+    return nchunks, len(regions)
+
+
+def estimate_zarr(
+    ds: Mapping[str, Any], collection: Mapping[str, Any], staging: Mapping[str, Any]
+) -> dict:
     """Bytes read (whole source chunks touched) and written for a collection-level Zarr asset."""
     import pyproj
 
@@ -91,11 +112,11 @@ def estimate_zarr(ds: Mapping[str, Any], collection: Mapping[str, Any], chunk_mb
             touched *= (i0 + n - 1) // c - i0 // c + 1 if n else 0
         read += touched * math.prod(chunk) * size
         chunks_read += touched
-        vbytes = nt * ny * nx * size
-        write += vbytes
-        chunks_write += max(1, math.ceil(vbytes / (chunk_mb * MB))) if vbytes else 0
-        t_chunk = chunk[vdims.index(tdim)]
-        regions = max(regions, (it0 + nt - 1) // t_chunk - it0 // t_chunk + 1 if nt else 0)
+        vshape = [window.get(d, (n, 0))[0] for d, n in zip(vdims, shape, strict=True)]
+        write += math.prod(vshape) * size
+        n_chunks, n_regions = _target_layout(name, vdims, vshape, size, staging)
+        chunks_write += n_chunks
+        regions += n_regions
     return {
         "bytes_read": read,
         "bytes_write": write,
@@ -107,7 +128,7 @@ def estimate_zarr(ds: Mapping[str, Any], collection: Mapping[str, Any], chunk_mb
 
 
 def estimate_cog(
-    ds: Mapping[str, Any], items: Sequence[Mapping[str, Any]], chunk_mb: float
+    ds: Mapping[str, Any], items: Sequence[Mapping[str, Any]], staging: Mapping[str, Any]
 ) -> dict:
     """Bytes read (asset area overlapping the bbox) and written (target grid) for COG items."""
     import pyproj
@@ -132,12 +153,18 @@ def estimate_cog(
     nx, ny = math.ceil((xmax - xmin) / res), math.ceil((ymax - ymin) / res)
     dates = sorted({str(i.get("properties", {}).get("datetime", ""))[:10] for i in items})
     write = nx * ny * len(dates) * len(ds.get("assets", [])) * size
+    chunks = regions = 0
+    for key in ds.get("assets", []):
+        n_chunks, n_regions = _target_layout(
+            key, ("time", "y", "x"), (len(dates), ny, nx), size, staging
+        )
+        chunks, regions = chunks + n_chunks, regions + n_regions
     return {
         "bytes_read": int(read),
         "bytes_write": write,
         "source_chunks": len(items) * len(ds.get("assets", [])),
-        "target_chunks": math.ceil(write / (chunk_mb * MB)) if write else 0,
-        "regions": len(dates),
+        "target_chunks": chunks,
+        "regions": regions,
         "window": {"x": nx, "y": ny, "dates": len(dates)},
     }
 
@@ -160,7 +187,7 @@ def dataset_plan(
 ) -> dict[str, Any]:
     """One dataset's plan: discovered items (or the query), sizes, chunks, regions, egress."""
     ds = config["datasets"][name]
-    chunk_mb = float(config.get("staging", {}).get("chunk_mb", 100))
+    staging = config.get("staging", {})
     items_path = results / name / "items.json"
     doc = json.loads(items_path.read_text()) if items_path.exists() else None
     out: dict[str, Any] = {"dataset": name, "kind": ds["kind"], "collection": ds["collection"]}
@@ -171,9 +198,9 @@ def dataset_plan(
         out["asset"] = (doc.get("asset") or {}).get("href")
     source_region = (doc or {}).get("msft:region") or (collection or {}).get("msft:region")
     if ds["kind"] == "zarr" and collection:
-        out["estimate"] = estimate_zarr(ds, collection, chunk_mb)
+        out["estimate"] = estimate_zarr(ds, collection, staging)
     elif ds["kind"] == "cog" and doc is not None:
-        out["estimate"] = estimate_cog(ds, doc.get("items") or [], chunk_mb)
+        out["estimate"] = estimate_cog(ds, doc.get("items") or [], staging)
     else:
         why = "run discovery" if ds["kind"] == "cog" else "needs the STAC collection"
         out["estimate"] = {"note": f"unknown until pcflow plan can see items ({why})"}
