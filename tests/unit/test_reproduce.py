@@ -182,3 +182,34 @@ def test_run_without_remote_or_commit_says_what_to_pass(tmp_path, nc_pair):
     args = parser.parse_args([str(nc), "--workdir", str(tmp_path / "w")])
     with pytest.raises(rp.ReproduceError, match="pass --repo"):
         rp.run(args)
+
+
+def _results(root, rec, values, item_ids):
+    (root / "d").mkdir(parents=True)
+    ds = xr.Dataset({"tmin": ("time", np.asarray(values, dtype="float32"))})
+    ds.attrs["provenance"] = json.dumps(rec)
+    ds.to_netcdf(root / "d" / "spatial_mean.nc")
+    items = {"collection": "c", "item_ids": item_ids, "item_updated": dict.fromkeys(item_ids, "t")}
+    (root / "d" / "items.json").write_text(json.dumps(items))
+    return root
+
+
+def test_compare_run_record_without_storage(tmp_path):
+    """A run record vs a re-run's results folder: values, items and records all checked."""
+    rec = record()
+    old = _results(tmp_path / "old" / "results", rec, [1, 2, 3], ["i1", "i2"])
+    doc = rp.write_run_record(CONFIG, rec, old, old / "provenance.json")
+    assert doc["datasets"]["d"]["results"]["spatial_mean"]["tmin"]["shape"] == [3]
+    recorded = rp.load_recorded(old / "provenance.json")
+    assert recorded["kind"] == "run" and "d/spatial_mean" in recorded["netcdf"]
+
+    same = _results(tmp_path / "same" / "results", rec, [1, 2, 3], ["i1", "i2"])
+    assert rp.compare(recorded, same, CONFIG, 0, 0) == []
+
+    other = _results(tmp_path / "other" / "results", rec, [1, 2, 4], ["i2", "i3"])
+    diffs = rp.compare(recorded, other, CONFIG, 0, 0)
+    assert any("spatial_mean.nc: tmin values differ" in d for d in diffs), diffs
+    assert any(
+        d.startswith("upstream STAC items changed since (d): added i3; removed i1") for d in diffs
+    )
+    assert rp.compare(recorded, other, CONFIG, 0, 1.5) == [d for d in diffs if "values" not in d]
