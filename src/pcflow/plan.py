@@ -246,6 +246,11 @@ def format_plan(
             lines.append(f"    egress: none (source and target both in {dst})")
         else:
             lines.append("    egress: unknown (source region not known before discovery)")
+    if jobs is None and executor == "kbatch":
+        lines.append(
+            "  kbatch: every job below is submitted as a kbatch Job except local rules "
+            f"({', '.join(sorted(local)) or 'none'}) and `all`"
+        )
     if jobs is not None:
         total = sum(jobs.values())
         lines.append(f"  jobs: {total} ({', '.join(f'{r} {n}' for r, n in sorted(jobs.items()))})")
