@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/reduce.py --size 512            # makes its own local store
     .venv/bin/python bench/reduce.py --store /path/or/az://container/x.zarr
+    .venv/bin/python bench/reduce.py --store az://pcflow/bench/daymet.zarr --create --size 512
 
 Prints, side by side in one run, with the same number of threads for everything:
   ceiling        read + decode every chunk of every gridded variable (zarr, thread pool)
@@ -41,7 +42,9 @@ from pcflow import compute, reductions
 VARS = ("tmin", "tmax", "prcp")
 
 
-def make_store(path: Path, size_mb: int, years: int, seed: int = 0) -> None:
+def make_store(
+    path: str, size_mb: int, years: int, options: dict[str, Any] | None = None, seed: int = 0
+) -> None:
     """A Daymet-shaped store: 365-day years, (time, y, x) float32, one-year time chunks, whole
     grid per chunk (as on the MPC), values rounded to 0.01 so they compress like real data."""
     cells = size_mb * 2**20 / (4 * 365 * years * len(VARS))
@@ -68,8 +71,11 @@ def make_store(path: Path, size_mb: int, years: int, seed: int = 0) -> None:
         units = "mm/day" if name == "prcp" else "degrees C"
         store_ds[name].attrs = {"units": units, "grid_mapping": "lambert_conformal_conic"}
         encoding[name] = {"chunks": (365, ny, nx)}
-    store_ds.to_zarr(path, mode="w", compute=False, encoding=encoding, consolidated=True)
-    group = zarr.open_group(path, mode="r+")
+    so = options or None
+    store_ds.to_zarr(
+        path, mode="w", compute=False, encoding=encoding, consolidated=True, storage_options=so
+    )
+    group = zarr.open_group(path, mode="r+", storage_options=so)
     doy = t.day_of_year.to_numpy()
     for year in range(years):
         sl = slice(365 * year, 365 * (year + 1))
@@ -128,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--size", type=int, default=256, help="MB of float32 data to generate")
     parser.add_argument("--years", type=int, default=4)
-    parser.add_argument("--store", help="use an existing Zarr store (path or az://) instead")
+    parser.add_argument("--store", help="use this Zarr store (path or az://) instead of a temp dir")
+    parser.add_argument("--create", action="store_true", help="(re)create --store with --size")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--clim-freq", default="month", choices=reductions.FREQS)
     parser.add_argument("--keep", action="store_true", help="keep the generated store")
@@ -142,7 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tmp = Path(tempfile.mkdtemp(prefix="pcflow-bench-"))
         url, options = str(tmp / "daymet.zarr"), {}
-        t_make, _ = timed(lambda: make_store(Path(url), args.size, args.years))
+    if args.create and options:
+        from pcflow import storage
+
+        fs = storage.filesystem(options)
+        container = url.split("://", 1)[1].split("/", 1)[0]
+        if not fs.exists(container):
+            fs.mkdir(container)
+    if args.create or not args.store:
+        t_make, _ = timed(lambda: make_store(url, args.size, args.years, options))
         print(f"made {url} in {t_make:.1f}s")
 
     def open_ds() -> xr.Dataset:
