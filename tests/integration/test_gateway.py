@@ -36,9 +36,11 @@ VICTIM = textwrap.dedent(
     cfg = {"backend": "gateway",
            "gateway": {"auth": "basic", "workers": 1,
                        "cluster_options": {"worker_cores": 1, "worker_memory": 1}}}
+    if mode == "adapt":
+        cfg["gateway"]["adapt"] = {"minimum": 1, "maximum": 2}
     with compute.cluster(cfg, logging.getLogger("pcflow.victim")) as client:
         print("CLUSTER", client.cluster.name if client.cluster else "", flush=True)
-        if mode == "ok":
+        if mode in ("ok", "adapt"):
             out = reductions.run("spatial_mean", daymet_like(years=(2019, 2020), ny=6, nx=5))
             print("RESULT", float(out["tmax"].mean()), flush=True)
         elif mode == "fail":
@@ -170,15 +172,16 @@ def _read_until(proc, marker: str, timeout: float = 120) -> dict[str, str]:
     raise AssertionError(f"victim never printed {marker}; saw {seen}")
 
 
-def test_success_runs_on_gateway_and_shuts_down(gateway, tmp_path):
-    proc = _start(gateway, tmp_path, "ok")
+@pytest.mark.parametrize(("mode", "sizing"), [("ok", "1 worker(s)"), ("adapt", "adaptive 1..2")])
+def test_success_runs_on_gateway_and_shuts_down(gateway, tmp_path, mode, sizing):
+    proc = _start(gateway, tmp_path, mode)
     out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, (tmp_path / "ok.err").read_text()[-3000:]
+    err = (tmp_path / f"{mode}.err").read_text()
+    assert proc.returncode == 0, err[-3000:]
     lines = dict(line.partition(" ")[::2] for line in out.splitlines())
     assert 15 < float(lines["RESULT"]) < 25  # mean of ~20 degC synthetic tmax
-    err = (tmp_path / "ok.err").read_text()
     assert "cluster: GatewayCluster" in err and "dashboard http://127.0.0.1" in err
-    assert "1 worker(s)" in err
+    assert sizing in err
     _assert_gone(gateway, lines["CLUSTER"])
 
 
