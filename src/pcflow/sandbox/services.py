@@ -16,7 +16,6 @@ Services in DEFAULT_SERVICES start on a bare `pcflow sandbox up`; others on requ
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import ssl
@@ -315,13 +314,3 @@ register(
         description="SAS token API (like MPC's /api/sas/v1/token)",
     )
 )
-
-
-def describe() -> str:
-    """JSON of the registry (names, port offsets), for `pcflow sandbox status --json` users."""
-    return json.dumps(
-        {
-            n: {"port_offset": s.port_offset, "description": s.description}
-            for n, s in REGISTRY.items()
-        }
-    )
