@@ -25,7 +25,10 @@ def run_discover(dataset: str, config: dict[str, Any], out: str, log_path: str) 
         log.info("searching %s for %s (%s)", config["stac_api"], ds["collection"], ds["kind"])
         doc = discover.discover(dataset, ds, config["stac_api"])
         doc["provenance"] = provenance.record(config)
-        log.info("matched %d items; asset %s", len(doc["items"]), (doc["asset"] or {}).get("href"))
+        if doc["kind"] == "zarr":
+            log.info("collection asset %s: %s", doc["asset"]["key"], doc["asset"]["href"])
+        else:
+            log.info("matched %d items: %s", len(doc["items"]), ", ".join(doc["item_ids"]))
         write_json(out, doc)
 
 
