@@ -5,7 +5,7 @@ rule plot:
     output:
         png=report(
             f"{RESULTS}/{{dataset}}/figures/{{reduction}}.png",
-            caption="../report/{reduction}.rst",
+            caption="../report/reduction.rst",
             category="{dataset}",
             subcategory="{reduction}",
         ),

@@ -9,4 +9,5 @@ run_reduce(
     sm.output.nc,
     sm.log[0],
     threads=sm.threads,
+    mem_mb=sm.resources.get("mem_mb"),
 )

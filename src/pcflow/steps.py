@@ -66,12 +66,13 @@ def run_reduce(
     out_nc: str,
     log_path: str,
     threads: int = 1,
+    mem_mb: int | None = None,
 ) -> None:
     from pcflow import compute, reductions, staging
 
     with rule_logging(log_path, f"reduce[{dataset}/{reduction}]") as log:
         manifest = json.loads(Path(manifest_path).read_text())
-        compute_cfg = {**config.get("compute", {}), "threads": threads}
+        compute_cfg = {**config.get("compute", {}), "threads": threads, "mem_mb": mem_mb}
         with compute.cluster(compute_cfg, log):
             ds = staging.open_staged(manifest, config["target"])
             result = reductions.run(reduction, ds)
@@ -82,7 +83,7 @@ def run_reduce(
             prov["staged_by"] = (staged.get("git") or {}).get("commit")
             result.attrs["provenance"] = provenance.canonical_json(prov)
             Path(out_nc).parent.mkdir(parents=True, exist_ok=True)
-            result.to_netcdf(out_nc, engine="h5netcdf")
+            result.to_netcdf(out_nc, engine="netcdf4")
         log.info("wrote %s", out_nc)
 
 
@@ -92,7 +93,7 @@ def run_plot(dataset: str, reduction: str, nc_path: str, out_png: str, log_path:
     from pcflow import plotting
 
     with rule_logging(log_path, f"plot[{dataset}/{reduction}]") as log:
-        with xr.open_dataset(nc_path, engine="h5netcdf") as result:
+        with xr.open_dataset(nc_path, engine="netcdf4") as result:
             plotting.plot(reduction, result.load(), Path(out_png), {"dataset": dataset})
             # The run's record (this commit made the PNG); the NetCDF's when run outside Snakemake.
             made_from = json.loads(result.attrs.get("provenance", "{}"))

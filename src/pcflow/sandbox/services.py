@@ -314,3 +314,37 @@ register(
         description="SAS token API (like MPC's /api/sas/v1/token)",
     )
 )
+
+# -- Dask Gateway (optional: `pcflow sandbox up --service gateway`) ------------------------------
+
+
+def _gateway_exports(ctx: Context) -> dict[str, str]:
+    from pcflow import gateway_server
+
+    return gateway_server.env(ctx.port(12), ctx.port(13))
+
+
+register(
+    ServiceSpec(
+        name="gateway",
+        port_offset=12,
+        extra_port_offsets=(13,),
+        argv=lambda ctx: [
+            ctx.python,
+            "-m",
+            "pcflow.gateway_server",
+            "--port",
+            str(ctx.port(12)),
+            "--tcp-port",
+            str(ctx.port(13)),
+            "--state-dir",
+            str(ctx.path("gateway")),
+        ],
+        ready=lambda ctx: http_ready(f"http://127.0.0.1:{ctx.port(12)}/api/health"),
+        # Workers inherit the server's environment: they must reach Azurite like the rules do.
+        env=_azurite_exports,
+        exports=_gateway_exports,
+        start_timeout=60.0,
+        description="Dask Gateway (dask-gateway-server, local backend, basic auth)",
+    )
+)
