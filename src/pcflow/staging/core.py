@@ -1,0 +1,437 @@
+"""stage(): discovered data → a verified Zarr v2 store in the target container + its manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import dask.array
+import numcodecs
+import numpy as np
+import xarray as xr
+
+from pcflow import storage
+from pcflow.staging import plan as planmod
+from pcflow.staging.codec import ArrayMeta
+from pcflow.staging.fastcopy import copy_chunk
+from pcflow.staging.plan import Region, VarPlan
+from pcflow.staging.retry import StagingError
+from pcflow.staging.verify import array_checksum, chunk_md5s, verify_store
+from pcflow.staging.writer import FORMAT, STATE, StoreWriter
+from pcflow.staging.xarray_source import DatasetSource
+from pcflow.staging.zarr_source import SourceAuth, ZarrV2Source, open_dataset
+
+PROVENANCE_ATTR = "pcflow_provenance"
+ZARR_FORMAT = 2  # MPC's convention: Zarr v2 + consolidated metadata, read with consolidated=True
+ENCODING_KEYS = (
+    "dtype", "_FillValue", "missing_value", "scale_factor", "add_offset", "units", "calendar",
+    "compressors", "filters",
+)  # fmt: skip
+
+
+def _settings(staging_cfg: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "chunk_mb": float(staging_cfg.get("chunk_mb", planmod.DEFAULT_CHUNK_MB)),
+        "concurrency": int(staging_cfg.get("concurrency", 8)),
+        "threads": int(staging_cfg.get("threads", 0) or os.cpu_count() or 2),
+        "time_series_chunks": bool(staging_cfg.get("time_series_chunks", True)),
+        "region_mb": float(staging_cfg.get("region_mb", planmod.DEFAULT_REGION_MB)),
+        "copy_aligned": bool(staging_cfg.get("copy_aligned", True)),
+        "server_side_copy": bool(staging_cfg.get("server_side_copy", True)),
+        "verify_sample": int(staging_cfg.get("verify_sample", 3)),
+    }
+
+
+def _encoding_of(var: xr.Variable) -> dict[str, Any]:
+    return {k: v for k, v in var.encoding.items() if k in ENCODING_KEYS}
+
+
+def _enc_json(enc: dict[str, Any]) -> dict[str, Any]:
+    """JSON-able form of an encoding dict (codecs as their configs) for fingerprints."""
+    out = {}
+    for k, v in sorted(enc.items()):
+        if isinstance(v, (tuple, list)):
+            out[k] = [c.get_config() if hasattr(c, "get_config") else str(c) for c in v]
+        elif hasattr(v, "get_config"):
+            out[k] = v.get_config()
+        elif isinstance(v, (np.generic, np.dtype)):
+            out[k] = str(v)
+        else:
+            out[k] = v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+    return out
+
+
+def _select_variables(ds: xr.Dataset, name: str, wanted: list[str] | None) -> list[str]:
+    if not wanted:
+        wanted = [v for v in ds.data_vars if ds[v].ndim > 0]
+    unknown = [v for v in wanted if v not in ds.data_vars]
+    if unknown:
+        raise StagingError(
+            f"datasets.{name}.variables {unknown} are not in the source — use some of: "
+            + ", ".join(sorted(ds.data_vars))
+        )
+    keep = list(wanted)
+    for v in wanted:  # grid-mapping variables travel with the data (CRS for readers)
+        gm = ds[v].attrs.get("grid_mapping")
+        if gm and gm in ds.variables and gm not in keep:
+            keep.append(gm)
+    return keep
+
+
+def _template(sub: xr.Dataset, plans: dict[str, VarPlan]) -> tuple[xr.Dataset, dict[str, Any]]:
+    """Placeholders (lazy zeros) for every planned variable + real index coordinates."""
+    data_vars, coords, encoding = {}, {}, {}
+    for name, p in plans.items():
+        v = sub[name].variable
+        chunks = p.chunks if p.chunks else ()
+        data = dask.array.zeros(v.shape, dtype=v.dtype, chunks=chunks or -1)
+        var = xr.Variable(v.dims, data, attrs=dict(v.attrs))
+        (coords if name in sub.coords else data_vars)[name] = var
+        encoding[name] = {**p.encoding, "chunks": tuple(p.chunks)}
+    for d in sub.dims:
+        if d in sub.indexes:
+            coords[d] = sub[d].variable.to_base_variable().load()
+            enc = _encoding_of(sub[d].variable)
+            n = sub.sizes[d]
+            src_chunks = sub[d].encoding.get("chunks") or (n,)
+            encoding[d] = {**enc, "chunks": (min(n, src_chunks[0]),)}
+    tmpl = xr.Dataset(data_vars, coords=coords, attrs=dict(sub.attrs))
+    return tmpl, encoding
+
+
+def stage(
+    items_doc: dict[str, Any],
+    dataset_name: str,
+    dataset_cfg: dict[str, Any],
+    target: dict[str, Any],
+    staging_cfg: dict[str, Any],
+    provenance: dict[str, Any],
+    log: logging.Logger,
+) -> dict[str, Any]:
+    """Stage one dataset into az://{container}/{prefix}/{dataset}.zarr; returns the manifest.
+
+    Resumable (regions with markers are skipped), idempotent (a complete store with the same
+    plan is left untouched), verified before returning. Raises StagingError with one clear line.
+    """
+    # The Azure SDK logs every request at INFO: far too much for a rule log (and it names URLs).
+    logging.getLogger("azure").setLevel(max(logging.WARNING, logging.getLogger("azure").level))
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.monotonic()
+    cfg = _settings(staging_cfg)
+    stats: dict[str, Any] = {}
+    kind = items_doc.get("kind") or dataset_cfg.get("kind")
+    signing = items_doc.get("signing") or dataset_cfg.get("signing", "planetary-computer")
+
+    # -- source ---------------------------------------------------------------------------------
+    raw_source: ZarrV2Source | None = None
+    if kind == "zarr":
+        asset = items_doc.get("asset")
+        if not asset or not asset.get("href"):
+            raise StagingError(
+                f"results/{dataset_name}/items.json has no asset href — re-run discover"
+            )
+        auth = SourceAuth(asset, signing, log)
+        ds = open_dataset(auth)
+        keep = _select_variables(ds, dataset_name, dataset_cfg.get("variables"))
+        indexers = planmod.subset_indexers(ds, dataset_cfg.get("bbox"), dataset_cfg.get("datetime"))
+        sub = ds[keep].isel(indexers)
+        if ZarrV2Source.supports(auth):
+            raw_source = ZarrV2Source(auth, ds, log, stats)
+        source_id = {
+            "href": asset["href"],
+            "collection": items_doc.get("collection"),
+            "collection_updated": items_doc.get("collection_updated"),
+        }
+    elif kind == "cog":
+        from pcflow.staging import cog_source
+
+        sub = cog_source.load(items_doc, dataset_name, dataset_cfg, signing, log)
+        indexers = {}
+        source_id = {
+            "collection": items_doc.get("collection"),
+            "items": dict(sorted((items_doc.get("item_updated") or {}).items())),
+        }
+    else:
+        raise StagingError(f"datasets.{dataset_name}.kind {kind!r} is not zarr or cog")
+
+    # -- plan -----------------------------------------------------------------------------------
+    plans: dict[str, VarPlan] = {}
+    index_names = set(sub.indexes)
+    for name in list(sub.data_vars) + [c for c in sub.coords if c not in index_names]:
+        v = sub[name].variable
+        enc = _encoding_of(v)
+        offset = tuple(indexers.get(d, slice(0, None)).start or 0 for d in v.dims)
+        src_meta = raw_source.meta.get(name) if raw_source else None
+        mode, chunks, reason = "encode", None, ""
+        if src_meta is not None and cfg["copy_aligned"]:
+            src_shape = src_meta.shape
+            if all(
+                planmod.aligned(o, o + n, s, c)
+                for o, n, s, c in zip(offset, v.shape, src_shape, src_meta.chunks, strict=False)
+            ):
+                mode, chunks = "copy", tuple(src_meta.chunks)
+                reason = "subset aligned with source chunks: chunk objects copied unchanged"
+        if chunks is None:
+            itemsize = np.dtype(enc.get("dtype", v.dtype)).itemsize
+            chunks = planmod.plan_chunks(
+                v.dims, v.shape, itemsize, cfg["chunk_mb"], cfg["time_series_chunks"]
+            )
+            reason = f"planned: <= {cfg['chunk_mb']:g} MB per chunk, " + (
+                "time-contiguous" if cfg["time_series_chunks"] else "spatially contiguous"
+            )
+        if not enc.get("compressors") and "compressors" not in enc:
+            enc["compressors"] = (
+                numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE),
+            )
+        stored = np.dtype(enc.get("dtype", v.dtype))
+        plans[name] = VarPlan(
+            name,
+            tuple(v.dims),
+            tuple(v.shape),
+            tuple(chunks),
+            stored.str,
+            mode,
+            offset,
+            reason,
+            enc,
+        )
+
+    data_plan = {
+        "format": FORMAT,
+        "zarr_format": ZARR_FORMAT,
+        "source": source_id,
+        "indexers": {d: [s.start, s.stop] for d, s in indexers.items()},
+        "variables": {
+            n: {**p.to_json(), "encoding": _enc_json(p.encoding)} for n, p in plans.items()
+        },
+        "coords": {d: _coord_summary(sub[d]) for d in sub.dims if d in sub.indexes},
+    }
+    fp = planmod.fingerprint(data_plan)
+    _warn_egress(items_doc, target, plans, log)
+
+    # -- target ---------------------------------------------------------------------------------
+    url = storage.target_url(target, dataset_name)
+    root = url.split("://", 1)[1]
+    so = storage.target_storage_options(target)
+    fs = storage.filesystem(so)
+    writer = StoreWriter(fs, root, log, stats, cfg["concurrency"], cfg["threads"])
+    try:
+        writer.check_container()
+        attrs = dict(sub.attrs)
+        attrs[PROVENANCE_ATTR] = json.dumps(provenance, sort_keys=True, default=str)
+        prev_plan, complete = writer.state()
+        if prev_plan and prev_plan.get("fingerprint") == fp:
+            log.info("resuming %s (plan %s)", url, fp[:12])
+        else:
+            if prev_plan or complete:
+                log.warning("store %s was written with a different plan: rewriting it", url)
+            writer.wipe()
+            tmpl, encoding = _template(sub, plans)
+            tmpl.attrs.update(attrs)
+            log.info("writing template of %s (%d arrays)", url, len(plans))
+            try:
+                tmpl.to_zarr(
+                    url, mode="w", compute=False, consolidated=False, zarr_format=ZARR_FORMAT,
+                    encoding=encoding, storage_options=so,
+                )  # fmt: skip
+            except Exception as exc:  # noqa: BLE001
+                raise StagingError(
+                    f"writing the template of {url} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            writer.write_json(f"{STATE}/plan.json", {"fingerprint": fp, "plan": data_plan})
+            complete = None
+
+        metas = {n: writer.array_meta(n) for n in plans}
+        sources: dict[str, Any] = {}
+        generic: DatasetSource | None = None
+        for n, p in plans.items():
+            sm = raw_source.meta.get(n) if raw_source else None
+            if p.mode == "copy" and sm.encoding_signature() != metas[n].encoding_signature():
+                log.info(
+                    "%s: target encoding differs from the source: re-encoding instead of copying", n
+                )
+                p.mode = "encode"
+            raw_ok = (
+                sm is not None
+                and sm.dtype == metas[n].dtype
+                and str(sm.fill_value) == str(metas[n].fill_value)
+            )
+            if p.mode == "encode" and not raw_ok:
+                generic = generic or DatasetSource(sub, {k: q.encoding for k, q in plans.items()})
+                sources[n] = generic
+            else:
+                sources[n] = raw_source
+        for s in {id(s): s for s in sources.values()}.values():
+            s.cpu = writer.cpu
+
+        regions: list[Region] = []
+        for n in plans:
+            regions += planmod.regions_for(
+                n, metas[n].nchunks, metas[n].chunk_nbytes, cfg["region_mb"]
+            )
+        done = writer.done_regions()
+        pending = [r for r in regions if r.id not in done]
+        stats["regions_total"] = len(regions)
+        stats["regions_skipped"] = len(regions) - len(pending)
+        log.info(
+            "%s: %d regions, %d already done, %d to write",
+            url,
+            len(regions),
+            len(regions) - len(pending),
+            len(pending),
+        )
+
+        async def chunk_fn(p: VarPlan, meta: ArrayMeta, idx: tuple[int, ...]):
+            key = f"{p.name}/{meta.key(idx)}"
+            if p.mode == "copy":
+                src_idx = tuple(
+                    i + o // c for i, o, c in zip(idx, p.offset, meta.chunks, strict=False)
+                )
+                src_blob = raw_source.blob_name(p.name, src_idx)
+                return await copy_chunk(
+                    raw_source, writer.blobs, src_blob, writer.blob(key), cfg["server_side_copy"]
+                )
+            block = await sources[p.name].read_block(p.name, meta.chunk_slices(idx), p.offset)
+            return await writer.encode_and_put(meta, key, block, idx)
+
+        t_write = time.monotonic()
+        if pending:
+            done.update(writer.run_regions(pending, plans, metas, chunk_fn))
+        write_s = time.monotonic() - t_write
+
+        # -- finalize -------------------------------------------------------------------------
+        zattrs = writer.read_json(".zattrs") or {}
+        if zattrs != json.loads(json.dumps(attrs, default=str)):
+            if complete:
+                writer.sync(writer.blobs.delete, writer.blob(f"{STATE}/complete.json"))
+                complete = None
+            writer.write_json(".zattrs", attrs)
+        arrays = list(plans) + [d for d in sub.dims if d in sub.indexes]
+        zmeta = writer.consolidated(arrays)
+        checksums = {n: array_checksum(chunk_md5s(done, n)) for n in plans}
+        if (
+            complete
+            and complete.get("fingerprint") == fp
+            and complete.get("checksums") == checksums
+        ):
+            log.info("%s is complete already: nothing written", url)
+            verified = complete.get("verification", {})
+        else:
+            if complete:
+                writer.sync(writer.blobs.delete, writer.blob(f"{STATE}/complete.json"))
+            writer.write_json(".zmetadata", zmeta)
+            expected_coords = {d: sub[d].values for d in sub.dims if d in sub.indexes}
+            verified = verify_store(
+                writer, plans, metas, done, raw_source or generic, cfg["verify_sample"],
+                expected_coords, url, so,
+            )  # fmt: skip
+            overall = planmod.fingerprint({"checksums": checksums, "zmetadata": zmeta})
+            complete = {
+                "format": FORMAT,
+                "fingerprint": fp,
+                "checksums": checksums,
+                "checksum": overall,
+                "verification": verified,
+            }
+            writer.write_json(f"{STATE}/complete.json", complete)
+    finally:
+        writer.close(*([raw_source] if raw_source else []))
+
+    seconds = time.monotonic() - t0
+    written = stats.get("bytes_written", 0)
+    manifest = {
+        "dataset": dataset_name,
+        "kind": kind,
+        "url": url,
+        "href": f"abfs://{root}",
+        "zarr_format": ZARR_FORMAT,
+        "consolidated": True,
+        "target": {k: target.get(k) for k in ("account_name", "container", "prefix", "region")},
+        "xarray:open_kwargs": {"consolidated": True},
+        "xarray:storage_options": storage.public_storage_options(
+            {"account_name": target["account_name"]}
+        ),
+        "fingerprint": fp,
+        "checksum": complete["checksum"],
+        "checksums": complete["checksums"],
+        "variables": {
+            n: {**p.to_json(), "attrs": _jsonable(dict(sub[n].attrs))} for n, p in plans.items()
+        },
+        "coords": data_plan["coords"],
+        "chunking": {
+            "chunk_mb": cfg["chunk_mb"],
+            "time_series_chunks": cfg["time_series_chunks"],
+            "region_mb": cfg["region_mb"],
+            "per_variable": {
+                n: {"chunks": list(p.chunks), "mode": p.mode, "reason": p.reason}
+                for n, p in plans.items()
+            },
+        },
+        "bbox": dataset_cfg.get("bbox"),
+        "datetime": dataset_cfg.get("datetime"),
+        "source": {
+            **source_id,
+            "msft:region": items_doc.get("msft:region"),
+            "item_ids": items_doc.get("item_ids", []),
+        },
+        "provenance": provenance,
+        "verification": complete.get("verification"),
+        "run": {
+            "started": started.isoformat(),
+            "seconds": round(seconds, 3),
+            "write_seconds": round(write_s, 3),
+            "write_MBps": round(written / 1e6 / write_s, 2) if write_s > 0 and written else None,
+            **{k: v for k, v in sorted(stats.items())},
+        },
+    }
+    log.info(
+        "staged %s: %d regions written, %d skipped, %.1f MB in %.1f s",
+        url,
+        stats.get("regions_written", 0),
+        stats.get("regions_skipped", 0),
+        written / 1e6,
+        seconds,
+    )
+    return manifest
+
+
+def _coord_summary(coord: xr.DataArray) -> dict[str, Any]:
+    values = coord.values
+    out: dict[str, Any] = {"size": int(values.size)}
+    if values.size:
+        first, last = values[0], values[-1]
+        if np.issubdtype(values.dtype, np.datetime64):
+            first, last = str(first), str(last)
+        else:
+            first, last = float(first), float(last)
+        out.update({"first": first, "last": last})
+    return out
+
+
+def _jsonable(attrs: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(
+        json.dumps(attrs, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    )
+
+
+def _warn_egress(
+    items_doc: dict[str, Any],
+    target: dict[str, Any],
+    plans: dict[str, VarPlan],
+    log: logging.Logger,
+) -> None:
+    """Staging across regions costs egress: say how much, before doing it."""
+    src_region = items_doc.get("msft:region")
+    dst_region = target.get("region")
+    if src_region and dst_region and src_region != dst_region:
+        gb = sum(p.nbytes for p in plans.values()) / 1e9
+        log.warning(
+            "source data is in %s but the target account is in %s: staging reads about %.2f GB "
+            "(uncompressed; egress is billed on the compressed bytes) across regions — put the "
+            "target in %s to avoid egress charges",
+            src_region, dst_region, gb, src_region,
+        )  # fmt: skip

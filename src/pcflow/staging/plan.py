@@ -1,0 +1,257 @@
+"""What to write: the subset (bbox/time/variables → index ranges), the chunking, the regions.
+
+Pure functions over coordinates and sizes, so they can be unit tested without storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pcflow.staging.retry import StagingError
+
+DEFAULT_CHUNK_MB = 100.0
+DEFAULT_REGION_MB = 256.0
+TIME_NAMES = ("time", "t")
+X_NAMES = ("x", "lon", "longitude")
+Y_NAMES = ("y", "lat", "latitude")
+
+
+# -- subset ---------------------------------------------------------------------------------------
+
+
+def parse_datetime(value: str | None) -> tuple[str | None, str | None]:
+    """'a/b', 'a/..', '../b' or a single instant → (start, end) strings (None = open)."""
+    if not value:
+        return None, None
+    parts = str(value).split("/")
+    if len(parts) == 1:
+        parts = [parts[0], parts[0]]
+    if len(parts) != 2:
+        raise StagingError(
+            f"datetime {value!r} is not 'start/end' — use e.g. 2019-01-01/2020-12-31"
+        )
+    out = []
+    for p in parts:
+        p = p.strip()
+        out.append(None if p in ("", "..") else p)
+    return out[0], out[1]
+
+
+def _naive_utc(text: str) -> str | pd.Timestamp:
+    """Date-only strings stay strings (pandas then includes the whole day); instants → naive UTC."""
+    if len(text) <= 10:
+        return text
+    ts = pd.Timestamp(text)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def time_slice(index: pd.Index, datetime: str | None) -> slice:
+    """Positions of `index` (datetime-like, ascending) inside the requested interval."""
+    start, end = parse_datetime(datetime)
+    if start is None and end is None:
+        return slice(0, len(index))
+    idx = pd.DatetimeIndex(index)
+    sl = idx.slice_indexer(_naive_utc(start) if start else None, _naive_utc(end) if end else None)
+    s, e, _ = sl.indices(len(idx))
+    if e <= s:
+        raise StagingError(
+            f"datetime {datetime} selects no time steps (data covers {idx[0]} .. {idx[-1]})"
+        )
+    return slice(s, e)
+
+
+def coord_slice(values: np.ndarray, lo: float, hi: float, name: str) -> slice:
+    """Positions whose cells (centre ± half a step) intersect [lo, hi]; coords monotonic."""
+    values = np.asarray(values, dtype="float64")
+    if values.size == 0:
+        raise StagingError(f"coordinate {name} is empty")
+    half = abs(float(values[1] - values[0])) / 2 if values.size > 1 else 0.0
+    inside = np.nonzero((values + half >= lo) & (values - half <= hi))[0]
+    if inside.size == 0:
+        raise StagingError(
+            f"bbox does not overlap the data along {name} "
+            f"(requested {lo:.6g}..{hi:.6g}, data {values.min():.6g}..{values.max():.6g})"
+        )
+    return slice(int(inside[0]), int(inside[-1]) + 1)
+
+
+def bbox_in_crs(bbox: list[float], crs: Any) -> tuple[float, float, float, float]:
+    """A lon/lat bbox as (xmin, ymin, xmax, ymax) in `crs` (edges densified)."""
+    import pyproj
+
+    target = pyproj.CRS.from_user_input(crs)
+    if target.equals(pyproj.CRS.from_epsg(4326)) or target.is_geographic:
+        return tuple(float(v) for v in bbox)  # type: ignore[return-value]
+    tr = pyproj.Transformer.from_crs("EPSG:4326", target, always_xy=True)
+    return tuple(float(v) for v in tr.transform_bounds(*bbox, densify_pts=21))  # type: ignore[return-value]
+
+
+def find_dim(dims: list[str] | tuple[str, ...], names: tuple[str, ...]) -> str | None:
+    for n in names:
+        if n in dims:
+            return n
+    return None
+
+
+def dataset_crs(ds: Any) -> Any | None:
+    """The CRS of an xarray Dataset from its CF grid-mapping variable (or spatial_ref), if any."""
+    import pyproj
+
+    names = {v.attrs.get("grid_mapping") for v in ds.data_vars.values()} - {None}
+    names |= {"spatial_ref"} & set(ds.variables)
+    for name in sorted(n for n in names if n in ds.variables):
+        attrs = ds[name].attrs
+        try:
+            if "crs_wkt" in attrs:
+                return pyproj.CRS.from_wkt(attrs["crs_wkt"])
+            if "spatial_ref" in attrs:
+                return pyproj.CRS.from_wkt(attrs["spatial_ref"])
+            return pyproj.CRS.from_cf(attrs)
+        except pyproj.exceptions.CRSError:
+            continue
+    return None
+
+
+def subset_indexers(ds: Any, bbox: list[float] | None, datetime: str | None) -> dict[str, slice]:
+    """Index slices (isel) selecting bbox (lon/lat, reprojected to the data's CRS) and time."""
+    dims = list(ds.dims)
+    sel: dict[str, slice] = {}
+    tdim = find_dim(dims, TIME_NAMES)
+    if tdim is not None and datetime:
+        sel[tdim] = time_slice(ds.indexes[tdim], datetime)
+    xdim, ydim = find_dim(dims, X_NAMES), find_dim(dims, Y_NAMES)
+    if bbox and xdim and ydim:
+        crs = dataset_crs(ds)
+        if crs is None and xdim in ("x",):
+            raise StagingError(
+                "dataset has projected x/y but no grid-mapping variable: cannot place the bbox — "
+                "drop bbox or use a dataset with CF grid_mapping"
+            )
+        xmin, ymin, xmax, ymax = bbox_in_crs(bbox, crs or "EPSG:4326")
+        sel[xdim] = coord_slice(ds[xdim].values, xmin, xmax, xdim)
+        sel[ydim] = coord_slice(ds[ydim].values, ymin, ymax, ydim)
+    return sel
+
+
+# -- chunking -------------------------------------------------------------------------------------
+
+
+def aligned(start: int, stop: int, size: int, chunk: int) -> bool:
+    """Does [start, stop) of a dimension of `size` start and end on `chunk` boundaries?"""
+    return start % chunk == 0 and (stop % chunk == 0 or stop == size)
+
+
+def plan_chunks(
+    dims: tuple[str, ...],
+    shape: tuple[int, ...],
+    itemsize: int,
+    chunk_mb: float = DEFAULT_CHUNK_MB,
+    time_series: bool = True,
+) -> tuple[int, ...]:
+    """Chunk shape of about `chunk_mb` (never more), time-contiguous when `time_series`.
+
+    time_series: the whole time axis in each chunk (a pixel's series is one read), with square-ish
+    spatial tiles shrunk to fit; only if a single pixel's series is too big is time split.
+    Otherwise: one time step deep (or what fits), full spatial extent as far as it fits.
+    """
+    if not shape:
+        return ()
+    budget = max(1, int(chunk_mb * 1e6 // itemsize))  # elements per chunk
+    tdim = find_dim(dims, TIME_NAMES)
+    chunks = list(shape)
+    t = dims.index(tdim) if tdim else None
+    others = [i for i in range(len(shape)) if i != t]
+    if t is not None and time_series:
+        chunks[t] = min(shape[t], budget)
+        per_step = max(1, budget // chunks[t])
+        _fit(chunks, shape, others, per_step)
+    else:
+        if t is not None:
+            spatial = math.prod(shape[i] for i in others) or 1
+            chunks[t] = max(1, min(shape[t], budget // spatial))
+            per_step = max(1, budget // chunks[t])
+        else:
+            per_step = budget
+        _fit(chunks, shape, others, per_step)
+    return tuple(max(1, c) for c in chunks)
+
+
+def _fit(chunks: list[int], shape: tuple[int, ...], axes: list[int], budget: int) -> None:
+    """Shrink the given axes evenly (largest first) until their product fits `budget`."""
+    for i in axes:
+        chunks[i] = shape[i]
+    while math.prod(chunks[i] for i in axes) > budget:
+        i = max(axes, key=lambda a: chunks[a])
+        over = math.prod(chunks[a] for a in axes) / budget
+        # Square-ish tiles: shrink the largest axis by at most the overshoot's square root.
+        chunks[i] = max(1, min(chunks[i] - 1, math.floor(chunks[i] / max(1.0001, math.sqrt(over)))))
+
+
+# -- variables and regions ------------------------------------------------------------------------
+
+
+@dataclass
+class VarPlan:
+    """How one variable gets into the target store."""
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: str
+    mode: str  # "copy" (chunk bytes as they are) | "encode" (read values, write new chunks)
+    offset: tuple[int, ...] = ()  # start of the subset in source index space (zarr sources)
+    reason: str = ""
+    encoding: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dims": list(self.dims),
+            "shape": list(self.shape),
+            "chunks": list(self.chunks),
+            "dtype": self.dtype,
+            "mode": self.mode,
+            "offset": list(self.offset),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Region:
+    """A run of consecutive chunks (C order) of one variable: the unit of resumption."""
+
+    var: str
+    index: int
+    first: int  # flat chunk index
+    count: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.var}/{self.index}"
+
+
+def regions_for(var: str, nchunks: int, chunk_nbytes: int, region_mb: float) -> list[Region]:
+    per = max(1, int(region_mb * 1e6 // max(chunk_nbytes, 1)))
+    return [
+        Region(var, k, first, min(per, nchunks - first))
+        for k, first in enumerate(range(0, nchunks, per))
+    ]
+
+
+def fingerprint(doc: Any) -> str:
+    """A stable hash of a JSON-able plan."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

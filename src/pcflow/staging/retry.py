@@ -1,0 +1,152 @@
+"""Which storage errors are worth retrying, and retrying them with backoff.
+
+Transient: timeouts, connection resets, truncated bodies, HTTP 408/429/500/502/503/504.
+Fatal at once: permission and authentication failures, missing containers, bad requests —
+retrying those only hides a configuration error behind minutes of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+
+T = TypeVar("T")
+
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+AUTH_STATUS = {401, 403}
+
+
+class StagingError(RuntimeError):
+    """A staging failure with a one-line explanation of what to fix."""
+
+
+class AuthError(StagingError):
+    """Credentials were refused (expired SAS token, missing role, wrong key)."""
+
+
+def status_of(exc: BaseException) -> int | None:
+    code = getattr(exc, "status_code", None)
+    if code is None:
+        response = getattr(exc, "response", None)
+        code = getattr(response, "status_code", None)
+    return int(code) if isinstance(code, int) else None
+
+
+def error_code(exc: BaseException) -> str:
+    return str(getattr(exc, "error_code", "") or "")
+
+
+def is_auth_error(exc: BaseException) -> bool:
+    if isinstance(exc, (ClientAuthenticationError, PermissionError, AuthError)):
+        return True
+    return isinstance(exc, HttpResponseError) and status_of(exc) in AUTH_STATUS
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors a retry can fix."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, StagingError, ValueError)):
+        return False
+    if isinstance(exc, (ResourceNotFoundError, ResourceExistsError, ClientAuthenticationError)):
+        return False
+    if isinstance(exc, HttpResponseError):
+        status = status_of(exc)
+        return status is None or status in TRANSIENT_STATUS
+    if isinstance(exc, AzureError):  # ServiceRequestError, ServiceResponseError, IncompleteRead
+        return True
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
+        return True
+    try:
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientError):
+            return True
+    except ImportError:  # pragma: no cover - aiohttp comes with adlfs
+        pass
+    return isinstance(exc, OSError) and not isinstance(exc, FileExistsError)
+
+
+def describe(exc: BaseException, what: str) -> str:
+    """One line naming the operation, the cause and the fix."""
+    status = status_of(exc)
+    code = error_code(exc)
+    if code == "ContainerNotFound" or "ContainerNotFound" in str(exc):
+        return f"{what}: the container does not exist — create it or fix target.container"
+    if is_auth_error(exc):
+        return (
+            f"{what}: access refused (HTTP {status or '403'} {code}) — check the credential "
+            "(PCFLOW_TARGET_* variables, managed identity role 'Storage Blob Data Contributor', "
+            "or the source SAS token)"
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{what}: {type(exc).__name__} {status or ''} {code} {first[:200]}".replace("  ", " ")
+
+
+async def retry_async(
+    op: Callable[[], Awaitable[T]],
+    what: str,
+    *,
+    attempts: int = 8,
+    base_delay: float = 0.25,
+    max_delay: float = 15.0,
+    log: logging.Logger | None = None,
+    on_auth_error: Callable[[], Awaitable[bool]] | None = None,
+    stats: dict[str, int] | None = None,
+) -> T:
+    """Run `op` until it succeeds, retrying transient errors with capped exponential backoff.
+
+    `on_auth_error` (e.g. re-sign an expired SAS token) is tried once per call; when it returns
+    True the operation is retried immediately.
+    """
+    refreshed = False
+    for attempt in range(1, attempts + 1):
+        try:
+            return await op()
+        except BaseException as exc:  # noqa: BLE001 - classified below
+            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                raise
+            if is_auth_error(exc) and on_auth_error is not None and not refreshed:
+                refreshed = True
+                if await on_auth_error():
+                    if stats is not None:
+                        stats["token_refreshes"] = stats.get("token_refreshes", 0) + 1
+                    continue
+            if not is_transient(exc):
+                if isinstance(exc, (FileNotFoundError, StagingError)):
+                    raise
+                raise StagingError(describe(exc, what)) from exc
+            if attempt == attempts:
+                raise StagingError(
+                    describe(exc, f"{what} (gave up after {attempts} attempts)")
+                ) from exc
+            if stats is not None:
+                stats["retries"] = stats.get("retries", 0) + 1
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random())
+            if log is not None:
+                log.debug("retrying %s in %.2fs after %s", what, delay, type(exc).__name__)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def blob_service_client(fs: Any) -> Any:
+    """An async BlobServiceClient for the same account and credential as an adlfs filesystem,
+    with a short SDK retry policy.
+
+    The storage SDK's default ExponentialRetry waits 15 s, 18 s, 24 s between attempts; staging
+    retries transient errors itself (retry_async) with short capped backoff instead.
+    """
+    from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
+
+    base = fs.service_client
+    policy = ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=2)
+    return BlobServiceClient(account_url=base.url, credential=base.credential, retry_policy=policy)
