@@ -45,6 +45,12 @@ def _array_of(key: str) -> str:
     return key.rsplit("/", 1)[0] if "/" in key else ""
 
 
+def is_chunk_key(key: str) -> bool:
+    """Chunk objects only: not metadata (zarr.json, .zarray, ...) nor hidden state (.pcflow/)."""
+    parts = key.split("/")
+    return not any(p.startswith(".") for p in parts) and parts[-1] not in ZARR_METADATA
+
+
 def zarr_digests(url: str, storage_options: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Per array: number of chunk objects and a sha256 over (chunk key, chunk sha256), sorted.
 
@@ -55,9 +61,7 @@ def zarr_digests(url: str, storage_options: Mapping[str, Any]) -> dict[str, dict
 
     fs = storage.filesystem(dict(storage_options))
     root = url.split("://", 1)[-1].rstrip("/")
-    keys = sorted(
-        p[len(root) + 1 :] for p in fs.find(root) if p.rsplit("/", 1)[-1] not in ZARR_METADATA
-    )
+    keys = sorted(k for k in (p[len(root) + 1 :] for p in fs.find(root)) if is_chunk_key(k))
     arrays: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), 64):
         batch = keys[start : start + 64]

@@ -116,8 +116,14 @@ def target_fs():
 
 
 def chunk_bytes(fs, root: str) -> dict[str, bytes]:
-    """Every chunk object of a Zarr store (metadata documents left out), by relative key."""
-    keys = [p for p in fs.find(root) if p.rsplit("/", 1)[-1] not in ZARR_METADATA]
+    """Every chunk object of a Zarr store, by relative key: metadata documents and hidden
+    state (staging's .pcflow/ resume records) left out."""
+    keys = [
+        p
+        for p in fs.find(root)
+        if p.rsplit("/", 1)[-1] not in ZARR_METADATA
+        and not any(part.startswith(".") for part in p[len(root) + 1 :].split("/"))
+    ]
     blobs = fs.cat(keys)
     return {k[len(root) + 1 :]: blobs[k] for k in keys}
 

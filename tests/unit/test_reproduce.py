@@ -133,6 +133,14 @@ def test_netcdf_missing_variable(nc_pair):
 )
 def test_chunk_keys_map_to_arrays(key, array):
     assert rp._array_of(key) == array
+    assert rp.is_chunk_key(key)
+
+
+@pytest.mark.parametrize(
+    "key", ["zarr.json", "tmin/zarr.json", ".zmetadata", "tmin/.zarray", ".pcflow/complete.json"]
+)
+def test_metadata_and_state_are_not_chunks(key):
+    assert not rp.is_chunk_key(key)
 
 
 def test_reproduce_config_moves_the_target_prefix():
