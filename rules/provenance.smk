@@ -43,9 +43,9 @@ if workflow.is_main_process and _prov.is_plan_request(sys.argv):
 
 def run_record_inputs(wildcards):
     return {
-        "items": [f"{RESULTS}/{d}/items.json" for d in DATASETS],
+        "discovered": [f"{RESULTS}/{d}/items.json" for d in DATASETS],
         "manifests": [f"{RESULTS}/{d}/staged.json" for d in DATASETS],
-        "results": [
+        "netcdfs": [
             f"{RESULTS}/{d}/{r}.nc" for d in DATASETS for r in config["datasets"][d]["reductions"]
         ],
     }
@@ -63,6 +63,4 @@ rule run_record:
     run:
         from pcflow import reproduce
 
-        reproduce.write_run_record(
-            config, PROVENANCE, RESULTS, output[0], log[0], items=input.items
-        )
+        reproduce.write_run_record(config, PROVENANCE, RESULTS, output[0], log[0])

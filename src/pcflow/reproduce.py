@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -247,7 +247,6 @@ def write_run_record(
     results: str | Path,
     out: str | Path,
     log_path: str | None = None,
-    items: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Write results/provenance.json: the run's provenance + per-dataset result checksums."""
     from pcflow.steps import write_json
