@@ -56,7 +56,20 @@ rule run_record:
     input:
         unpack(run_record_inputs),
     output:
-        report(f"{RESULTS}/provenance.json", category="Provenance"),
+        report(
+            f"{RESULTS}/provenance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
+    params:
+        # For the report caption. Changing with the commit only re-runs this cheap last rule.
+        commit=str(PROVENANCE["git"]["commit"]),
+        state="with uncommitted changes" if PROVENANCE["git"]["dirty"] else "clean",
+        remote=str(PROVENANCE["git"]["remote"]),
+        config_sha256=PROVENANCE["config_sha256"],
+        executor=PROVENANCE["executor"],
+        snakemake=str(PROVENANCE["snakemake"]),
+        lock_sha256=str(PROVENANCE["environment"]["lock_sha256"]),
     log:
         "logs/run_record.log",
     localrule: True

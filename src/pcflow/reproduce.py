@@ -234,10 +234,16 @@ def dataset_results(
             opts = storage.target_storage_options(dict(config["target"]))
             out["zarr"]["arrays"] = zarr_digests(url, opts)
     out["results"] = {}
+    made_by = {}  # outputs kept from an earlier run name their own commit
+    for path in (items, manifest_path):
+        if path.exists():
+            made_by[path.name] = (json.loads(path.read_text()).get("provenance") or {}).get("git")
     for reduction in config["datasets"][name].get("reductions", []):
         nc = results / name / f"{reduction}.nc"
         if nc.exists():
             out["results"][reduction] = netcdf_digests(nc)
+            made_by[nc.name] = provenance.from_output(nc).get("git")
+    out["made_by"] = {k: (v or {}).get("commit") for k, v in made_by.items()}
     return out
 
 
