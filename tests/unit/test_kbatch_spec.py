@@ -76,7 +76,10 @@ def test_token_never_from_arguments_and_in_documented_order(tmp_path):
     cfg.write_text('{"kbatch_url": "http://k/", "token": "from-file"}')
     assert credentials.resolve_token(env) == "from-file"
     assert credentials.resolve_token({**env, "JUPYTERHUB_API_TOKEN": "hub"}) == "hub"
-    assert credentials.resolve_token({**env, "JUPYTERHUB_API_TOKEN": "hub", "KBATCH_TOKEN": "kb"}) == "kb"
+    assert (
+        credentials.resolve_token({**env, "JUPYTERHUB_API_TOKEN": "hub", "KBATCH_TOKEN": "kb"})
+        == "kb"
+    )
     assert credentials.resolve_url(None, env) == "http://k/"
     assert credentials.resolve_url("http://x", env) == "http://x/"
 
@@ -105,7 +108,7 @@ def test_container_sas_is_scoped_and_expires():
     from urllib.parse import parse_qs
 
     cred = credentials.AccountCredential("acct", "a2V5a2V5a2V5", "https://h/acct")
-    expiry = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    expiry = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     sas = parse_qs(credentials.container_sas(cred, "pcflow", expiry))
     assert sas["sr"] == ["c"] and sas["se"][0].startswith("2030-01-01")
     assert sas["spr"] == ["https"]
