@@ -142,6 +142,8 @@ def compute(result: xr.Dataset, interval: float | None = None) -> xr.Dataset:
         client = default_client()
     except (ImportError, ValueError):
         return result.compute()
+    if not any(v.chunks for v in result.variables.values()):
+        return result.compute()  # already in memory: client.compute would hand back no future
     future = client.compute(result)
     stop = threading.Event()
 
