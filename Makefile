@@ -33,8 +33,8 @@ node_modules/.installed: package.json package-lock.json
 
 install: .venv/.installed node_modules/.installed .venv-pgstac/.installed  ## locked envs (.venv, .venv-pgstac) + Azurite
 
-sandbox-up: install  ## start the local MPC stand-ins (Azurite, STAC API, SAS endpoint)
-	.venv/bin/pcflow sandbox up
+sandbox-up: install  ## start the local MPC stand-ins (Azurite, STAC API, SAS endpoint, Dask Gateway, kbatch)
+	.venv/bin/pcflow sandbox up --service gateway --service kbatch
 
 sandbox-down:  ## stop them
 	.venv/bin/pcflow sandbox down

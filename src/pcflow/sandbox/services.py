@@ -348,3 +348,45 @@ register(
         description="Dask Gateway (dask-gateway-server, local backend, basic auth)",
     )
 )
+
+# -- kbatch (optional: `pcflow sandbox up --service kbatch`) -------------------------------------
+
+
+def _kbatch_prepare(ctx: Context) -> None:
+    from pcflow.localkbatch.server import load_or_create_token
+
+    ctx.path("kbatch").mkdir(parents=True, exist_ok=True)
+    load_or_create_token(ctx.path("kbatch"))  # exists before `env` prints it
+
+
+def _kbatch_exports(ctx: Context) -> dict[str, str]:
+    from pcflow.localkbatch.server import load_or_create_token
+
+    return {
+        "KBATCH_URL": f"http://127.0.0.1:{ctx.port(14)}/",
+        "KBATCH_TOKEN": load_or_create_token(ctx.path("kbatch")),
+    }
+
+
+register(
+    ServiceSpec(
+        name="kbatch",
+        port_offset=14,
+        prepare=_kbatch_prepare,
+        argv=lambda ctx: [
+            ctx.python,
+            "-m",
+            "pcflow.localkbatch",
+            "--port",
+            str(ctx.port(14)),
+            "--state-dir",
+            str(ctx.path("kbatch")),
+        ],
+        ready=lambda ctx: http_ready(f"http://127.0.0.1:{ctx.port(14)}/"),
+        # Jobs inherit the runner's environment: they reach Azurite like local rules do.
+        env=_azurite_exports,
+        exports=_kbatch_exports,
+        start_timeout=60.0,
+        description="kbatch (the real kbatch-proxy app over a local job runner)",
+    )
+)
