@@ -1,0 +1,135 @@
+"""The whole demo workflow against the sandbox: outputs, numbers, no-op re-run, report, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from tests.e2e.conftest import run_snakemake
+
+pytestmark = pytest.mark.e2e
+
+
+def results(run, *parts):
+    return run["workdir"].joinpath("results", *parts)
+
+
+def test_outputs_exist(demo_run):
+    for dataset, ds in demo_run["cfg"]["datasets"].items():
+        for name in ("items.json", "staged.json", "collection.json"):
+            assert results(demo_run, dataset, name).stat().st_size > 0
+        for reduction in ds.get("reductions", ["spatial_mean"]):
+            assert results(demo_run, dataset, f"{reduction}.nc").stat().st_size > 0
+            png = results(demo_run, dataset, "figures", f"{reduction}.png")
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_spatial_mean_matches_source_data(demo_run):
+    """The workflow's spatial mean equals a NumPy mean over the same cells of the source data."""
+    from pcflow.sandbox import demo_data
+
+    ds_cfg = demo_run["cfg"]["datasets"]["daymet-hi"]
+    source = demo_data.daymet_dataset()
+    x_sel, y_sel = expected_daymet_window(source, ds_cfg["bbox"])
+    start, end = ds_cfg["datetime"].split("/")
+    with xr.open_dataset(results(demo_run, "daymet-hi", "spatial_mean.nc")) as got:
+        for var in ds_cfg["variables"]:
+            window = source[var].sel(time=slice(start, end)).isel(x=x_sel, y=y_sel).values
+            expected = window.astype("float64").mean(axis=(1, 2))
+            # float32 data summed by Dask in a different order: agree to 1e-5 relative.
+            np.testing.assert_allclose(got[var].values, expected, rtol=1e-5, atol=1e-4)
+
+
+def expected_daymet_window(source: xr.Dataset, bbox: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of grid cells (1 km squares) that intersect the bbox's envelope in the grid CRS.
+
+    Computed here with pyproj from the CF grid mapping, independently of pcflow.staging.
+    """
+    import pyproj
+
+    crs = pyproj.CRS.from_cf(source["lambert_conformal_conic"].attrs)
+    to_grid = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    xmin, ymin, xmax, ymax = to_grid.transform_bounds(*bbox, densify_pts=21)
+    x, y = source["x"].values, source["y"].values
+    half = 500.0  # Daymet cells are 1000 m squares centred on x/y
+    x_idx = np.flatnonzero((x + half >= xmin) & (x - half <= xmax))
+    y_idx = np.flatnonzero((y + half >= ymin) & (y - half <= ymax))
+    # The demo bbox is a real subset: a test on the whole grid would not check the window.
+    assert 0 < len(x_idx) < x.size and 0 < len(y_idx) < y.size
+    return x_idx, y_idx
+
+
+def test_staged_zarr_reopens_in_fresh_process_the_mpc_way(demo_run):
+    """Open the staged store from collection.json exactly like the MPC quickstart opens MPC data."""
+    collection = results(demo_run, "daymet-hi", "collection.json")
+    code = textwrap.dedent(f"""
+        import json, pystac, xarray as xr
+        from pcflow.storage import with_account_host
+        col = pystac.Collection.from_file({str(collection)!r})
+        asset = col.assets["zarr-abfs"]
+        so = dict(asset.extra_fields["xarray:storage_options"])
+        import os
+        so["account_key"] = os.environ["PCFLOW_TARGET_ACCOUNT_KEY"]
+        ds = xr.open_zarr(asset.href, **asset.extra_fields["xarray:open_kwargs"],
+                          storage_options=with_account_host(so))
+        print(json.dumps({{"vars": sorted(ds.data_vars), "sizes": dict(ds.sizes)}}))
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    opened = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"tmin", "tmax", "prcp"} <= set(opened["vars"])
+    assert opened["sizes"]["time"] == 730  # 2019 + 2020 in Daymet's 365-day calendar
+
+
+def test_rerun_is_a_no_op(demo_run):
+    proc = run_snakemake(demo_run["workdir"], demo_run["config"], "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_report_holds_the_figures(demo_run):
+    report = demo_run["workdir"] / "report.html"
+    run_snakemake(demo_run["workdir"], demo_run["config"], "--report", str(report))
+    html = report.read_text(errors="replace")
+    assert "spatial_mean" in html and len(html) > 10_000
+
+
+SECRET_PATTERNS = [
+    re.compile(rb"sig=[A-Za-z0-9%/+]{20,}"),
+    re.compile(rb"AccountKey=[A-Za-z0-9+/=]{20,}"),
+]
+
+
+def test_no_secret_in_results_logs_or_git(demo_run, sandbox):
+    secrets = [v.encode() for k, v in sandbox.env().items() if "KEY" in k or "TOKEN" in k]
+    assert secrets, "the sandbox must export at least the target account key"
+    scanned = 0
+    for folder in ("results", "logs", ".snakemake/log"):
+        for path in (demo_run["workdir"] / folder).rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                scanned += 1
+                for secret in secrets:
+                    assert secret not in data, f"secret value in {path}"
+                for pattern in SECRET_PATTERNS:
+                    assert not pattern.search(data), f"{pattern.pattern} in {path}"
+    assert scanned >= 8
+    tracked = subprocess.run(
+        ["git", "grep", "-I", "-l", "-E", r"sig=[A-Za-z0-9%/+]{20,}"],
+        capture_output=True,
+        text=True,
+    )
+    assert tracked.stdout.strip() == ""
