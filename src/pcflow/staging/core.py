@@ -19,7 +19,7 @@ from pcflow.staging import plan as planmod
 from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.fastcopy import copy_chunk
 from pcflow.staging.plan import Region, VarPlan
-from pcflow.staging.retry import StagingError
+from pcflow.staging.retry import StagingError, short_sdk_retries
 from pcflow.staging.verify import array_checksum, chunk_md5s, verify_store
 from pcflow.staging.writer import FORMAT, STATE, StoreWriter
 from pcflow.staging.xarray_source import DatasetSource
@@ -117,6 +117,19 @@ def stage(
     Resumable (regions with markers are skipped), idempotent (a complete store with the same
     plan is left untouched), verified before returning. Raises StagingError with one clear line.
     """
+    with short_sdk_retries():
+        return _stage(items_doc, dataset_name, dataset_cfg, target, staging_cfg, provenance, log)
+
+
+def _stage(
+    items_doc: dict[str, Any],
+    dataset_name: str,
+    dataset_cfg: dict[str, Any],
+    target: dict[str, Any],
+    staging_cfg: dict[str, Any],
+    provenance: dict[str, Any],
+    log: logging.Logger,
+) -> dict[str, Any]:
     # The Azure SDK logs every request at INFO: far too much for a rule log (and it names URLs).
     logging.getLogger("azure").setLevel(max(logging.WARNING, logging.getLogger("azure").level))
     started = dt.datetime.now(dt.UTC)
@@ -135,7 +148,7 @@ def stage(
                 f"results/{dataset_name}/items.json has no asset href — re-run discover"
             )
         auth = SourceAuth(asset, signing, log)
-        ds = open_dataset(auth)
+        ds = open_dataset(auth, log)
         keep = _select_variables(ds, dataset_name, dataset_cfg.get("variables"))
         indexers = planmod.subset_indexers(ds, dataset_cfg.get("bbox"), dataset_cfg.get("datetime"))
         sub = ds[keep].isel(indexers)
@@ -234,10 +247,9 @@ def stage(
             tmpl.attrs.update(attrs)
             log.info("writing template of %s (%d arrays)", url, len(plans))
             try:
-                tmpl.to_zarr(
-                    url, mode="w", compute=False, consolidated=False, zarr_format=ZARR_FORMAT,
-                    encoding=encoding, storage_options=so,
-                )  # fmt: skip
+                writer.upload_template(tmpl, encoding, ZARR_FORMAT)
+            except StagingError:
+                raise
             except Exception as exc:  # noqa: BLE001
                 raise StagingError(
                     f"writing the template of {url} failed: {type(exc).__name__}: {exc}"

@@ -8,9 +8,10 @@ retrying those only hides a configuration error behind minutes of waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from azure.core.exceptions import (
@@ -138,6 +139,45 @@ async def retry_async(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception xarray/zarr/fsspec wrapped around a storage error."""
+    seen = set()
+    while exc.__cause__ is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__
+    return exc
+
+
+def retry_sync(
+    fn: Callable[[], T],
+    what: str,
+    *,
+    attempts: int = 8,
+    base_delay: float = 0.25,
+    max_delay: float = 15.0,
+    log: logging.Logger | None = None,
+) -> T:
+    """retry_async for blocking calls (adlfs sync API, xarray opens) made outside the IO loop."""
+    import time
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - classified below
+            cause = root_cause(exc)
+            if not (is_transient(exc) or (cause is not exc and is_transient(cause))):
+                raise
+            if attempt == attempts:
+                raise StagingError(
+                    describe(cause, f"{what} (gave up after {attempts} attempts)")
+                ) from exc
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random())
+            if log is not None:
+                log.debug("retrying %s in %.2fs after %s", what, delay, type(cause).__name__)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def blob_service_client(fs: Any) -> Any:
     """An async BlobServiceClient for the same account and credential as an adlfs filesystem,
     with a short SDK retry policy.
@@ -148,5 +188,47 @@ def blob_service_client(fs: Any) -> Any:
     from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 
     base = fs.service_client
-    policy = ExponentialRetry(initial_backoff=0.5, increment_base=2, retry_total=2)
+    policy = ExponentialRetry(**SDK_RETRY)
     return BlobServiceClient(account_url=base.url, credential=base.credential, retry_policy=policy)
+
+
+SDK_RETRY = {"initial_backoff": 0.2, "increment_base": 1, "retry_total": 1}
+
+
+@contextlib.contextmanager
+def short_sdk_retries() -> Iterator[None]:
+    """Within the block, adlfs filesystems get a short SDK retry policy.
+
+    adlfs offers no way to pass `retry_policy` to the clients it creates, and the storage SDK's
+    default waits 15 s, then 18 s, then 24 s: one transient 503 while xarray writes the template
+    or opens a store would stall staging for a minute. The two adlfs factory functions are
+    wrapped (and restored afterwards) to add a short policy; staging's own retries do the rest.
+    """
+    import adlfs.spec as spec
+    from azure.storage.blob.aio import ExponentialRetry
+
+    originals = (
+        spec._create_aio_blob_service_client,
+        spec._create_aio_blob_service_client_from_connection_string,
+    )
+
+    def with_policy(factory: Any) -> Any:
+        def create(*args: Any, **kwargs: Any) -> Any:
+            client = factory(*args, **kwargs)
+            policy = ExponentialRetry(**SDK_RETRY)
+            # Rebuilt with the same URL/credential: a client's pipeline is fixed at construction.
+            return type(client)(
+                account_url=client.url, credential=client.credential, retry_policy=policy
+            )
+
+        return create
+
+    spec._create_aio_blob_service_client = with_policy(originals[0])
+    spec._create_aio_blob_service_client_from_connection_string = with_policy(originals[1])
+    try:
+        yield
+    finally:
+        (
+            spec._create_aio_blob_service_client,
+            spec._create_aio_blob_service_client_from_connection_string,
+        ) = originals

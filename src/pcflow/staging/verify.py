@@ -18,7 +18,7 @@ import xarray as xr
 
 from pcflow.staging.codec import ArrayMeta, md5_hex
 from pcflow.staging.plan import VarPlan
-from pcflow.staging.retry import StagingError
+from pcflow.staging.retry import StagingError, retry_sync
 
 
 def sample_indices(nchunks: int, k: int) -> list[int]:
@@ -56,7 +56,7 @@ def verify_store(
     storage_options: dict[str, Any],
 ) -> dict[str, Any]:
     """Raise StagingError on any defect; return {'sampled': n, 'coords': {...md5s}}."""
-    listing = {p[len(writer.root) + 1 :] for p in writer.fs.find(writer.root)}
+    listing = {p[len(writer.root) + 1 :] for p in writer.find(writer.root)}
     sampled = 0
     for name, plan in plans.items():
         meta = metas[name]
@@ -104,8 +104,15 @@ def verify_store(
             sampled += 1
 
     coords_md5 = {}
-    try:
+
+    def open_and_load_coords() -> xr.Dataset:
         ds = xr.open_zarr(url, consolidated=True, storage_options=storage_options, chunks={})
+        for name in expected_coords:
+            ds[name].load()
+        return ds
+
+    try:
+        ds = retry_sync(open_and_load_coords, f"opening {url}")
     except Exception as exc:  # noqa: BLE001
         raise StagingError(
             f"staged store {url} does not open: {type(exc).__name__}: {exc}"

@@ -27,7 +27,7 @@ import numpy as np
 from pcflow.staging.codec import ArrayMeta, md5_hex
 from pcflow.staging.fastcopy import TargetBlobs
 from pcflow.staging.plan import Region, VarPlan
-from pcflow.staging.retry import StagingError, describe
+from pcflow.staging.retry import StagingError, retry_async, retry_sync
 
 STATE = ".pcflow"
 FORMAT = "pcflow-staging/1"
@@ -92,32 +92,66 @@ class StoreWriter:
         """Fail at once, with the fix, when the target container is missing or unreachable."""
 
         async def probe() -> None:
-            client = self.fs.service_client.get_container_client(self.container)
+            client = self.blobs.service.get_container_client(self.container)
             await client.get_container_properties()
 
+        what = f"checking target container {self.container}"
         try:
-            self.sync(probe)
-        except Exception as exc:  # noqa: BLE001 - classified into one line
-            if "ContainerNotFound" in str(exc):
+            self.sync(retry_async, probe, what)
+        except StagingError as exc:
+            if "ContainerNotFound" in str(exc) or "ContainerNotFound" in str(exc.__cause__):
                 raise StagingError(
                     f"target container {self.container!r} does not exist in account "
                     f"{getattr(self.fs, 'account_name', '?')} — create it or fix target.container"
                 ) from exc
-            raise StagingError(
-                describe(exc, f"checking target container {self.container}")
-            ) from exc
+            raise
 
     def wipe(self) -> None:
         """Delete every object under the store (a previous, different plan)."""
-        try:
-            paths = self.fs.find(self.root)
-        except FileNotFoundError:
-            return
+        paths = self.find(self.root)
         if paths:
             self.log.info(
                 "removing %d objects of a previous, different store at %s", len(paths), self.root
             )
-            self.fs.rm(paths)
+            retry_sync(lambda: self.fs.rm(paths), f"deleting {self.root}", log=self.log)
+
+    def find(self, prefix: str) -> list[str]:
+        """All object paths under a prefix (fresh listing, retried)."""
+        try:
+            return retry_sync(lambda: self.fs.find(prefix), f"listing {prefix}", log=self.log)
+        except FileNotFoundError:
+            return []
+
+    def upload_template(self, tmpl: Any, encoding: dict[str, Any], zarr_format: int) -> int:
+        """Write the template with xarray to a local directory, then upload its files.
+
+        xarray decides the metadata exactly as `to_zarr(url, compute=False)` would; the upload
+        goes through staging's own retrying client (a transient fault while zarr writes through
+        adlfs would otherwise stall or abort the run). Returns the number of objects.
+        """
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="pcflow-template-") as tmp:
+            local = Path(tmp) / "store.zarr"
+            tmpl.to_zarr(
+                local, mode="w", compute=False, consolidated=False, zarr_format=zarr_format,
+                encoding=encoding,
+            )  # fmt: skip
+            files = sorted(p for p in local.rglob("*") if p.is_file())
+            items = [(p.relative_to(local).as_posix(), p.read_bytes()) for p in files]
+
+        async def put_all() -> None:
+            sem = asyncio.Semaphore(self.concurrency)
+
+            async def one(key: str, data: bytes) -> None:
+                async with sem:
+                    await self.blobs.put(self.blob(key), data)
+
+            await asyncio.gather(*(one(k, d) for k, d in items))
+
+        self.sync(put_all)
+        return len(items)
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -127,13 +161,10 @@ class StoreWriter:
     def done_regions(self) -> dict[str, dict[str, Any]]:
         """Markers of finished regions: {region id: marker}."""
         prefix = f"{self.root}/{STATE}/regions"
-        try:
-            paths = [p for p in self.fs.find(prefix) if p.endswith(".json")]
-        except FileNotFoundError:
-            return {}
+        paths = [p for p in self.find(prefix) if p.endswith(".json")]
         if not paths:
             return {}
-        contents = self.fs.cat(paths)
+        contents = retry_sync(lambda: self.fs.cat(paths), "reading region markers", log=self.log)
         out = {}
         for path, data in contents.items():
             rel = path[len(prefix) + 1 : -len(".json")]
@@ -223,7 +254,9 @@ class StoreWriter:
         keys = [".zgroup", ".zattrs"] + [
             f"{a}/{m}" for a in sorted(arrays) for m in (".zarray", ".zattrs")
         ]
-        data = self.fs.cat([f"{self.root}/{k}" for k in keys], on_error="return")
+        blobs = [self.blob(k) for k in keys]
+        got = self.sync(_get_all, self.blobs, blobs)
+        data = {f"{self.root}/{k}": v for k, v in zip(keys, got, strict=True)}
         meta = {}
         for k in keys:
             value = data.get(f"{self.root}/{k}")
@@ -232,3 +265,7 @@ class StoreWriter:
             elif k.endswith(".zarray") or k == ".zgroup":
                 raise StagingError(f"store {self.root} lacks {k} while consolidating")
         return {"metadata": meta, "zarr_consolidated_format": 1}
+
+
+async def _get_all(blobs: TargetBlobs, names: list[str]) -> list[bytes | None]:
+    return list(await asyncio.gather(*(blobs.get(n) for n in names)))

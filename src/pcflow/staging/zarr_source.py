@@ -23,7 +23,12 @@ import xarray as xr
 
 from pcflow import storage
 from pcflow.staging.codec import ArrayMeta
-from pcflow.staging.retry import StagingError, blob_service_client, retry_async
+from pcflow.staging.retry import (
+    StagingError,
+    blob_service_client,
+    retry_async,
+    retry_sync,
+)
 
 REFRESH_MARGIN_S = 300  # re-sign when a token has less than this left
 
@@ -101,13 +106,26 @@ def _token_expiry(account: str | None, container: str | None, signing: str) -> f
         return None
 
 
-def open_dataset(auth: SourceAuth) -> xr.Dataset:
-    """The MPC quickstart way: xr.open_zarr(href, **open_kwargs, storage_options=...)."""
+def open_dataset(auth: SourceAuth, log: logging.Logger | None = None) -> xr.Dataset:
+    """The MPC quickstart way: xr.open_zarr(href, **open_kwargs, storage_options=...).
+
+    Index coordinates are loaded here (they decide the subset), so a transient fault while
+    reading them is retried rather than surfacing later.
+    """
     kwargs = dict(auth.asset.get("xarray:open_kwargs") or {})
     kwargs.pop("storage_options", None)
     kwargs.setdefault("chunks", {})
+
+    def attempt() -> xr.Dataset:
+        ds = xr.open_zarr(auth.asset["href"], storage_options=auth.storage_options, **kwargs)
+        for name in ds.indexes:
+            ds[name].values  # noqa: B018 - force the read inside the retry
+        return ds
+
     try:
-        return xr.open_zarr(auth.asset["href"], storage_options=auth.storage_options, **kwargs)
+        return retry_sync(attempt, f"opening source {auth.asset['href']}", log=log)
+    except StagingError:
+        raise
     except Exception as exc:  # noqa: BLE001 - one clear line for the user
         raise StagingError(
             f"cannot open source Zarr {auth.asset['href']}: {type(exc).__name__}: {exc} — "
@@ -171,13 +189,17 @@ class ZarrV2Source:
 
     def _read_meta(self) -> dict[str, ArrayMeta]:
         fs = self.auth.fs
+
+        def cat(path: str) -> bytes:
+            return retry_sync(lambda: fs.cat_file(path), f"reading {path}", log=self.log)
+
         try:
-            doc = json.loads(fs.cat_file(f"{self.root}/.zmetadata"))["metadata"]
+            doc = json.loads(cat(f"{self.root}/.zmetadata"))["metadata"]
         except FileNotFoundError:
             doc = {}
             for name in self.ds.variables:
                 try:
-                    doc[f"{name}/.zarray"] = json.loads(fs.cat_file(f"{self.root}/{name}/.zarray"))
+                    doc[f"{name}/.zarray"] = json.loads(cat(f"{self.root}/{name}/.zarray"))
                 except FileNotFoundError:
                     continue
         out: dict[str, ArrayMeta] = {}
@@ -192,9 +214,13 @@ class ZarrV2Source:
         if not auth.is_abfs or auth.fs is None:
             return False
         root = auth.asset["href"].split("://", 1)[1].rstrip("/")
+        path = f"{root}/.zgroup"
         try:
-            return json.loads(auth.fs.cat_file(f"{root}/.zgroup")).get("zarr_format") == 2
-        except Exception:  # noqa: BLE001 - no .zgroup: not a v2 group
+            doc = retry_sync(lambda: auth.fs.cat_file(path), f"reading {path}")
+            return json.loads(doc).get("zarr_format") == 2
+        except FileNotFoundError:  # no .zgroup: not a v2 group (v3 has zarr.json)
+            return False
+        except ValueError:
             return False
 
     # -- bytes ------------------------------------------------------------------------------------
