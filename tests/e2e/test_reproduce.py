@@ -234,6 +234,26 @@ def test_reproduce_names_a_changed_code_commit(recorded, origin, tmp_path):
     assert not any("chunks differ" in x or "config changed" in x for x in lines), lines
 
 
+def test_reproduce_runs_the_code_of_the_checked_out_commit(recorded, origin, tmp_path):
+    """A commit that doubles every reduction: the re-run's values must change, which they
+    only do if the jobs import pcflow from the clone (not from this checkout's install)."""
+    steps = origin["path"] / "src" / "pcflow" / "steps.py"
+    text = steps.read_text()
+    call = "result = reductions.run(reduction, ds)"
+    assert call in text
+    steps.write_text(text.replace(call, call + " * 2"))
+    git(origin["path"], "commit", "-q", "-am", "double every reduction")
+    doubled = git(origin["path"], "rev-parse", "HEAD")
+    git(origin["path"], "revert", "--no-edit", "HEAD")  # later tests see the old code
+    nc = recorded["run"] / "results" / "daymet-hi" / "spatial_mean.nc"
+    proc = reproduce(str(nc), "--workdir", str(tmp_path / "w"), "--rev", doubled)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = verdict(proc)
+    assert any("code commit differs" in x and doubled in x for x in lines)
+    for var in recorded["cfg"]["datasets"]["daymet-hi"]["variables"]:
+        assert any(f"spatial_mean.nc: {var} values differ" in x for x in lines), lines
+
+
 @pytest.fixture
 def changed_stac_api(sandbox, tmp_path):
     """A second STAC API serving the sandbox's catalog with the Daymet collection updated."""
