@@ -141,6 +141,7 @@ def _stage(
 
     # -- source ---------------------------------------------------------------------------------
     raw_source: ZarrV2Source | None = None
+    auth: SourceAuth | None = None
     if kind == "zarr":
         asset = items_doc.get("asset")
         if not asset or not asset.get("href"):
@@ -355,6 +356,8 @@ def _stage(
 
     seconds = time.monotonic() - t0
     written = stats.get("bytes_written", 0)
+    if auth is not None and auth.refreshes:
+        stats["token_refreshes"] = auth.refreshes
     manifest = {
         "dataset": dataset_name,
         "kind": kind,

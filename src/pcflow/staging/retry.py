@@ -120,7 +120,7 @@ async def retry_async(
                 refreshed = True
                 if await on_auth_error():
                     if stats is not None:
-                        stats["token_refreshes"] = stats.get("token_refreshes", 0) + 1
+                        stats["auth_retries"] = stats.get("auth_retries", 0) + 1
                     continue
             if not is_transient(exc):
                 if isinstance(exc, (FileNotFoundError, StagingError)):

@@ -26,8 +26,10 @@ from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.retry import (
     StagingError,
     blob_service_client,
+    is_auth_error,
     retry_async,
     retry_sync,
+    root_cause,
 )
 
 REFRESH_MARGIN_S = 300  # re-sign when a token has less than this left
@@ -41,6 +43,7 @@ class SourceAuth:
         self.signing = signing
         self.log = log
         self.generation = 0
+        self.refreshes = 0
         self.expiry: float | None = None
         self._lock = asyncio.Lock()
         self.sign()
@@ -59,6 +62,7 @@ class SourceAuth:
 
         if force and self.signing == "planetary-computer":
             _forget_token(self.account, self.container)
+            self.refreshes += 1
         signed = sign_asset_dict(self.asset, self.signing)
         self.storage_options = storage.source_storage_options(
             signed.get("xarray:storage_options") or {}
@@ -122,8 +126,17 @@ def open_dataset(auth: SourceAuth, log: logging.Logger | None = None) -> xr.Data
             ds[name].values  # noqa: B018 - force the read inside the retry
         return ds
 
+    what = f"opening source {auth.asset['href']}"
     try:
-        return retry_sync(attempt, f"opening source {auth.asset['href']}", log=log)
+        try:
+            return retry_sync(attempt, what, log=log)
+        except Exception as exc:  # noqa: BLE001 - an expired/refused SAS token: re-sign once
+            if not (is_auth_error(root_cause(exc)) and auth.signing == "planetary-computer"):
+                raise
+            if log is not None:
+                log.info("source access refused while opening: re-signing and retrying")
+            auth.sign(force=True)
+            return retry_sync(attempt, what, log=log)
     except StagingError:
         raise
     except Exception as exc:  # noqa: BLE001 - one clear line for the user

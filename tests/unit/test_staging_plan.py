@@ -1,0 +1,133 @@
+"""Subset and chunk planning: bbox reprojection, time slicing, chunk shapes, regions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+
+from pcflow.sandbox import demo_data
+from pcflow.staging import plan
+from pcflow.staging.retry import StagingError
+
+
+def test_parse_datetime_forms():
+    assert plan.parse_datetime("2019-01-01/2020-12-31") == ("2019-01-01", "2020-12-31")
+    assert plan.parse_datetime("2019-01-01/..") == ("2019-01-01", None)
+    assert plan.parse_datetime("../2020-01-01") == (None, "2020-01-01")
+    assert plan.parse_datetime("2020-06-01") == ("2020-06-01", "2020-06-01")
+    assert plan.parse_datetime(None) == (None, None)
+    with pytest.raises(StagingError, match="start/end"):
+        plan.parse_datetime("a/b/c")
+
+
+def test_time_slice_includes_whole_end_day():
+    # Daymet stamps days at 12:00: an end date must include that day's step.
+    idx = pd.date_range("2019-12-25T12:00", periods=14, freq="D")
+    sl = plan.time_slice(idx, "2019-12-31/2020-01-02")
+    assert list(idx[sl].strftime("%m-%d")) == ["12-31", "01-01", "01-02"]
+
+
+def test_time_slice_accepts_utc_instants():
+    idx = pd.date_range("2020-01-01", periods=48, freq="h")
+    sl = plan.time_slice(idx, "2020-01-01T06:00:00Z/2020-01-01T08:00:00Z")
+    assert [t.hour for t in idx[sl]] == [6, 7, 8]
+
+
+def test_time_slice_empty_is_an_error():
+    idx = pd.date_range("2020-01-01", periods=3, freq="D")
+    with pytest.raises(StagingError, match="selects no time steps"):
+        plan.time_slice(idx, "2021-01-01/2021-02-01")
+
+
+def test_coord_slice_descending_and_half_cells():
+    y = np.array([50.0, 40.0, 30.0, 20.0, 10.0])  # north to south, step 10
+    # Cells are centre ± 5: 24..36 touches the cells centred at 40 (35..45), 30 and 20 (15..25).
+    assert plan.coord_slice(y, 24.0, 36.0, "y") == slice(1, 4)
+    assert plan.coord_slice(y, 31.0, 34.0, "y") == slice(2, 3)
+    with pytest.raises(StagingError, match="does not overlap"):
+        plan.coord_slice(y, 100.0, 200.0, "y")
+
+
+def test_bbox_in_crs_covers_every_edge_point():
+    bbox = [-156.1, 19.1, -154.8, 20.3]
+    crs = demo_data.daymet_crs()
+    xmin, ymin, xmax, ymax = plan.bbox_in_crs(bbox, crs)
+    tr = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    lons = np.linspace(bbox[0], bbox[2], 50)
+    lats = np.linspace(bbox[1], bbox[3], 50)
+    edge_lon = np.concatenate([lons, lons, np.full(50, bbox[0]), np.full(50, bbox[2])])
+    edge_lat = np.concatenate([np.full(50, bbox[1]), np.full(50, bbox[3]), lats, lats])
+    x, y = tr.transform(edge_lon, edge_lat)
+    tol = 1.0  # metres
+    assert (x >= xmin - tol).all() and (x <= xmax + tol).all()
+    assert (y >= ymin - tol).all() and (y <= ymax + tol).all()
+
+
+def test_subset_indexers_select_cells_whose_lonlat_is_inside():
+    ds = demo_data.daymet_dataset()
+    bbox = [-155.6, 19.5, -155.4, 19.7]
+    sel = plan.subset_indexers(ds, bbox, "2019-01-01/2019-12-31")
+    sub = ds.isel(sel)
+    assert sub.sizes["time"] == 365 and str(sub.time.values[0])[:10] == "2019-01-01"
+    # Independent check with the dataset's own 2-D lon/lat: every cell centre inside the
+    # bbox is selected, and the selection is no bigger than the bbox's hull plus one cell.
+    inside = (
+        (ds.lon >= bbox[0]) & (ds.lon <= bbox[2]) & (ds.lat >= bbox[1]) & (ds.lat <= bbox[3])
+    ).values
+    rows, cols = np.nonzero(inside)
+    assert rows.size > 0
+    ys, xs = sel["y"], sel["x"]
+    assert ys.start <= rows.min() and rows.max() < ys.stop
+    assert xs.start <= cols.min() and cols.max() < xs.stop
+    assert (ys.stop - ys.start) <= (rows.max() - rows.min() + 1) + 6
+    assert (xs.stop - xs.start) <= (cols.max() - cols.min() + 1) + 6
+
+
+def test_dataset_crs_from_grid_mapping():
+    ds = demo_data.daymet_dataset()
+    assert plan.dataset_crs(ds).equals(demo_data.daymet_crs())
+
+
+@pytest.mark.parametrize("chunk_mb", [0.01, 1.0, 100.0])
+def test_plan_chunks_time_series_fits_budget(chunk_mb):
+    dims, shape = ("time", "y", "x"), (730, 640, 480)
+    chunks = plan.plan_chunks(dims, shape, 4, chunk_mb, time_series=True)
+    assert math.prod(chunks) * 4 <= max(chunk_mb * 1e6, 4 * 730)
+    if chunk_mb * 1e6 >= 730 * 4:
+        assert chunks[0] == 730  # a pixel's whole series in one chunk
+    assert all(1 <= c <= s for c, s in zip(chunks, shape, strict=True))
+
+
+def test_plan_chunks_spatial_mode_keeps_full_extent_when_it_fits():
+    chunks = plan.plan_chunks(("time", "y", "x"), (730, 64, 48), 4, 1.0, time_series=False)
+    assert chunks[1:] == (64, 48)
+    assert chunks[0] == int(1e6 // (64 * 48 * 4))
+
+
+def test_plan_chunks_scalar_and_no_time():
+    assert plan.plan_chunks((), (), 2) == ()
+    assert plan.plan_chunks(("y", "x"), (10, 10), 8, 100.0) == (10, 10)
+
+
+def test_aligned():
+    assert plan.aligned(365, 1095, 1095, 365)
+    assert plan.aligned(0, 10, 10, 365)  # whole (short) dimension
+    assert not plan.aligned(433, 913, 1095, 365)
+    assert not plan.aligned(0, 400, 1095, 365)
+
+
+def test_regions_cover_each_chunk_once():
+    regions = plan.regions_for("v", 23, 10_000_000, 25.0)  # 2 chunks per region
+    covered = [f for r in regions for f in range(r.first, r.first + r.count)]
+    assert covered == list(range(23))
+    assert {r.count for r in regions[:-1]} == {2}
+    assert len({r.id for r in regions}) == len(regions)
+
+
+def test_fingerprint_is_order_independent():
+    assert plan.fingerprint({"a": 1, "b": [1, 2]}) == plan.fingerprint({"b": [1, 2], "a": 1})
+    assert plan.fingerprint({"a": 1}) != plan.fingerprint({"a": 2})
