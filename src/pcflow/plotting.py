@@ -306,7 +306,8 @@ def plot_maps(
     kind = _kind(str(result.attrs.get("pcflow_reduction", "")))
     crs = _crs_name(result, result[names[0]])
     on = f" on {crs}" if crs else ""
-    fig.suptitle(_title(ctx, f"{kind} of {', '.join(names)}{on}", result))
+    # wrap: a long title (dataset, reduction, CRS, period) must not run off a narrow figure
+    fig.suptitle(_title(ctx, f"{kind} of {', '.join(names)}{on}", result), wrap=True)
     return fig
 
 

@@ -133,3 +133,22 @@ def test_no_secret_in_results_logs_or_git(demo_run, sandbox):
         text=True,
     )
     assert tracked.stdout.strip() == ""
+
+
+def test_cog_path_honours_the_query_and_yields_monthly_ndvi(demo_run, sandbox):
+    """Sentinel-2-like COGs: the cloud-cover query drops scenes; NDVI has one map per month."""
+    import pystac_client
+
+    ds_cfg = demo_run["cfg"]["datasets"]["s2-hilo"]
+    limit = ds_cfg["query"]["eo:cloud_cover"]["lt"]
+    client = pystac_client.Client.open(sandbox.env()["PCFLOW_STAC_API"])
+    all_items = list(client.search(collections=["sentinel-2-l2a"]).items())
+    expected = sorted(i.id for i in all_items if i.properties["eo:cloud_cover"] < limit)
+    assert 0 < len(expected) < len(all_items)
+    items_doc = json.loads(results(demo_run, "s2-hilo", "items.json").read_text())
+    assert sorted(items_doc["item_ids"]) == expected
+    months = sorted({i.datetime.strftime("%Y-%m") for i in all_items if i.id in expected})
+    with xr.open_dataset(results(demo_run, "s2-hilo", "ndvi_monthly.nc")) as ndvi:
+        assert [str(t)[:7] for t in ndvi["time"].values] == months
+        values = ndvi["ndvi"].values
+        assert np.isfinite(values).any() and np.nanmin(values) >= -1 and np.nanmax(values) <= 1
