@@ -26,7 +26,17 @@ TOKEN_FILE = "kbatch-token"
 TOKEN_ENV = "PCFLOW_KBATCH_TOKEN"
 # What a pangeo-notebook image would provide that the host must supply here: the CA bundle
 # that trusts Azurite's self-signed certificate, locale.
-DEFAULT_INHERIT = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "LANG", "LC_ALL")
+# What a real image would bake in: the CA bundle (incl. the sandbox CA; GDAL/PROJ wheels read
+# their own variables) and the locale.
+DEFAULT_INHERIT = (
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GDAL_CURL_CA_BUNDLE",
+    "PROJ_CURL_CA_BUNDLE",
+    "LANG",
+    "LC_ALL",
+)
 DEFAULT_PROFILES = {
     "default": {
         "image": "pangeo/pangeo-notebook:2025.01.10",
