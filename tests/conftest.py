@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-SANDBOX_TEST_PORT = 11000
+# Override to run two test sessions side by side (each needs its own ports).
+SANDBOX_TEST_PORT = int(os.environ.get("PCFLOW_TEST_PORT_BASE", "11000"))
 CA_ENV_VARS = (
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
