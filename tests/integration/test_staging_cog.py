@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from staging_helpers import PROVENANCE, items_doc, log, target
+from tests.integration.staging_helpers import PROVENANCE, items_doc, log, target
 
 from pcflow import staging
 from pcflow.sandbox import demo_data

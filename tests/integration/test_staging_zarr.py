@@ -15,7 +15,7 @@ import numpy as np
 import pystac
 import pytest
 import xarray as xr
-from staging_helpers import (
+from tests.integration.staging_helpers import (
     DAYMET_CFG,
     DAYMET_SUBSET,
     PROVENANCE,
