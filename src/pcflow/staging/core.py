@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import time
 from typing import Any
@@ -42,7 +43,8 @@ def _settings(staging_cfg: dict[str, Any]) -> dict[str, Any]:
         "region_mb": float(staging_cfg.get("region_mb", planmod.DEFAULT_REGION_MB)),
         "copy_aligned": bool(staging_cfg.get("copy_aligned", True)),
         "server_side_copy": bool(staging_cfg.get("server_side_copy", True)),
-        "verify_sample": int(staging_cfg.get("verify_sample", 3)),
+        "verify_sample": int(staging_cfg.get("verify_sample", 2)),
+        "memory_mb": float(staging_cfg.get("memory_mb", 1024)),
     }
 
 
@@ -172,6 +174,8 @@ def _stage(
     else:
         raise StagingError(f"datasets.{dataset_name}.kind {kind!r} is not zarr or cog")
 
+    stats["open_seconds"] = round(time.monotonic() - t0, 3)
+
     # -- plan -----------------------------------------------------------------------------------
     plans: dict[str, VarPlan] = {}
     index_names = set(sub.indexes)
@@ -258,6 +262,7 @@ def _stage(
             writer.write_json(f"{STATE}/plan.json", {"fingerprint": fp, "plan": data_plan})
             complete = None
 
+        stats["template_seconds"] = round(time.monotonic() - t0 - stats["open_seconds"], 3)
         metas = {n: writer.array_meta(n) for n in plans}
         sources: dict[str, Any] = {}
         generic: DatasetSource | None = None
@@ -278,6 +283,8 @@ def _stage(
                 sources[n] = generic
             else:
                 sources[n] = raw_source
+        writer.concurrency = _bounded_concurrency(cfg, plans, metas, raw_source, log)
+        stats["concurrency"] = writer.concurrency
         for s in {id(s): s for s in sources.values()}.values():
             s.cpu = writer.cpu
 
@@ -311,11 +318,21 @@ def _stage(
             block = await sources[p.name].read_block(p.name, meta.chunk_slices(idx), p.offset)
             return await writer.encode_and_put(meta, key, block, idx)
 
+        if raw_source is not None:
+            # Reference counts for the decoded-source cache: each source chunk is decoded once
+            # and dropped after its last planned reader, so memory follows the chunks in flight.
+            for r in pending:
+                p, meta = plans[r.var], metas[r.var]
+                if p.mode == "encode" and sources[r.var] is raw_source:
+                    for f in range(r.first, r.first + r.count):
+                        sl = meta.chunk_slices(meta.chunk_index(f))
+                        raw_source.cache.expect(raw_source.source_chunks_for(r.var, sl, p.offset))
         t_write = time.monotonic()
         if pending:
             done.update(writer.run_regions(pending, plans, metas, chunk_fn))
         write_s = time.monotonic() - t_write
 
+        t_final = time.monotonic()
         # -- finalize -------------------------------------------------------------------------
         zattrs = writer.read_json(".zattrs") or {}
         if zattrs != json.loads(json.dumps(attrs, default=str)):
@@ -351,6 +368,7 @@ def _stage(
                 "verification": verified,
             }
             writer.write_json(f"{STATE}/complete.json", complete)
+        stats["verify_seconds"] = round(time.monotonic() - t_final, 3)
     finally:
         writer.close(*([raw_source] if raw_source else []))
 
@@ -412,6 +430,49 @@ def _stage(
         seconds,
     )
     return manifest
+
+
+def _bounded_concurrency(
+    cfg: dict[str, Any],
+    plans: dict[str, VarPlan],
+    metas: dict[str, ArrayMeta],
+    raw_source: ZarrV2Source | None,
+    log: logging.Logger,
+) -> int:
+    """Chunks in flight, so that their memory stays within `staging.memory_mb`.
+
+    A copied chunk holds its compressed bytes once; a re-encoded one holds its values, its
+    encoded bytes and the decoded source chunks it overlaps. Memory is therefore bounded by chunk
+    size x concurrency whatever the dataset size.
+    """
+    worst, worst_touched = 1, 0
+    for name, p in plans.items():
+        meta = metas[name]
+        if p.mode == "copy":
+            cost = meta.chunk_nbytes
+        else:
+            cost = 2 * meta.chunk_nbytes
+            src = raw_source.meta.get(name) if raw_source else None
+            if src is not None and src.shape:
+                touched = math.prod(
+                    math.ceil(c / s) + 1 for c, s in zip(meta.chunks, src.chunks, strict=True)
+                )
+                cost += touched * src.chunk_nbytes
+                worst_touched = max(worst_touched, touched * src.chunk_nbytes)
+        worst = max(worst, cost)
+    budget = int(cfg["memory_mb"] * 1e6)
+    n = max(1, min(cfg["concurrency"], budget // worst))
+    if raw_source is not None:
+        # The decoded-source cache must hold what the chunks in flight overlap (two regions'
+        # worth), or neighbouring target chunks re-read and re-decode the same source chunks.
+        raw_source.cache.capacity = max(raw_source.cache.capacity, 2 * n * worst_touched)
+        # Safety net only: reference counts (ChunkCache.expect) normally drop chunks much earlier.
+    if n < cfg["concurrency"]:
+        log.info(
+            "concurrency %d -> %d to keep chunks in flight within staging.memory_mb=%g",
+            cfg["concurrency"], n, cfg["memory_mb"],
+        )  # fmt: skip
+    return n
 
 
 def _coord_summary(coord: xr.DataArray) -> dict[str, Any]:

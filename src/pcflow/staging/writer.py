@@ -92,8 +92,11 @@ class StoreWriter:
         """Fail at once, with the fix, when the target container is missing or unreachable."""
 
         async def probe() -> None:
+            # Listing one blob works with a container-scoped SAS (what kbatch jobs get);
+            # get_container_properties would need account-level rights.
             client = self.blobs.service.get_container_client(self.container)
-            await client.get_container_properties()
+            async for _ in client.list_blobs(results_per_page=1):
+                break
 
         what = f"checking target container {self.container}"
         try:
@@ -193,8 +196,9 @@ class StoreWriter:
 
     async def _run_regions(self, regions, plans, metas, chunk_fn) -> dict[str, dict[str, Any]]:
         sem = asyncio.Semaphore(self.concurrency)
-        # Regions in flight are bounded too, so that pending chunk tasks stay few.
-        region_sem = asyncio.Semaphore(max(2, self.concurrency // 2))
+        # Two regions in flight: enough to keep the pipe full across a region's end, few enough
+        # that concurrent chunks share source chunks (cache hits) instead of evicting each other.
+        region_sem = asyncio.Semaphore(2)
         markers: dict[str, dict[str, Any]] = {}
         total = len(regions)
         t0 = time.monotonic()

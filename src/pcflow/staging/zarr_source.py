@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import itertools
 import json
 import logging
 import time
@@ -151,6 +152,7 @@ class ChunkCache:
 
     def __init__(self, capacity_bytes: int):
         self.capacity = capacity_bytes
+        self.uses: dict[str, int] = {}  # planned remaining reads; 0 -> dropped at once
         self.size = 0
         self.data: OrderedDict[str, np.ndarray] = OrderedDict()
         self.inflight: dict[str, asyncio.Future] = {}
@@ -172,12 +174,26 @@ class ChunkCache:
             value = await fut
         finally:
             self.inflight.pop(key, None)
+        if self.uses.get(key, 1) <= 0:
+            return value
         self.data[key] = value
         self.size += value.nbytes
         while self.size > self.capacity and len(self.data) > 1:
             _, old = self.data.popitem(last=False)
             self.size -= old.nbytes
         return value
+
+    def expect(self, keys: list[str]) -> None:
+        """Announce future reads, so that a chunk is dropped right after its last reader."""
+        for k in keys:
+            self.uses[k] = self.uses.get(k, 0) + 1
+
+    def release(self, key: str) -> None:
+        if key not in self.uses:
+            return  # unplanned reads (verification): plain LRU
+        self.uses[key] -= 1
+        if self.uses[key] <= 0 and key in self.data:
+            self.size -= self.data.pop(key).nbytes
 
 
 class ZarrV2Source:
@@ -193,7 +209,9 @@ class ZarrV2Source:
         self.root = auth.asset["href"].split("://", 1)[1].rstrip("/")
         self.container, _, self.prefix = self.root.partition("/")
         self.meta = self._read_meta()
-        self.cache = ChunkCache(256 * 2**20)
+        # Decoded source chunks: enough for every chunk touched by the chunks in flight.
+        biggest = max((m.chunk_nbytes for m in self.meta.values()), default=0)
+        self.cache = ChunkCache(max(256 * 2**20, 4 * biggest))
         self.cpu: Any = None  # executor set by the writer
         self._service: tuple[int, Any] | None = None
         self._retired: list[Any] = []
@@ -324,14 +342,14 @@ class ZarrV2Source:
         """Raw stored values for target region `slices` (source index = offset + target index)."""
         meta = self.meta[var]
         if not meta.shape:
-            return (await self._decoded(var, ()))[()]
+            value = (await self._decoded(var, ()))[()]
+            self.cache.release(self.blob_name(var, ()))
+            return value
         src = [slice(o + s.start, o + s.stop) for s, o in zip(slices, offset, strict=False)]
         ranges = [
             range(s.start // c, (s.stop - 1) // c + 1)
             for s, c in zip(src, meta.chunks, strict=False)
         ]
-        import itertools
-
         idxs = list(itertools.product(*ranges))
         chunks = await asyncio.gather(*(self._decoded(var, idx) for idx in idxs))
         out = np.empty(tuple(s.stop - s.start for s in src), dtype=meta.np_dtype)
@@ -342,4 +360,19 @@ class ZarrV2Source:
                 dst.append(slice(lo - s.start, hi - s.start))
                 srcsel.append(slice(lo - i * c, hi - i * c))
             out[tuple(dst)] = chunk[tuple(srcsel)]
+        for idx in idxs:
+            self.cache.release(self.blob_name(var, idx))
         return out
+
+    def source_chunks_for(
+        self, var: str, slices: tuple[slice, ...], offset: tuple[int, ...]
+    ) -> list[str]:
+        """Blob names of the source chunks a target region overlaps."""
+        meta = self.meta[var]
+        if not meta.shape:
+            return [self.blob_name(var, ())]
+        ranges = [
+            range((o + s.start) // c, (o + s.stop - 1) // c + 1)
+            for s, o, c in zip(slices, offset, meta.chunks, strict=True)
+        ]
+        return [self.blob_name(var, idx) for idx in itertools.product(*ranges)]

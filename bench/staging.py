@@ -1,0 +1,347 @@
+"""Staging throughput and memory on the sandbox, side by side with the ceiling and the naive way.
+
+    eval "$(pcflow sandbox env)"     # sandbox up first
+    python bench/staging.py [--sizes 96,192] [--keep]
+
+For a Daymet-shaped source (float32 (time, y, x), 3 variables, one-year chunks, Lambert
+conformal grid) uploaded to the sandbox, it measures in one run:
+  raw blob upload of the same bytes (the ceiling), pcflow staging of (a) an aligned full copy and
+  (b) a bbox+time subset that needs re-encoding, the naive `xr.open_zarr(src).to_zarr(dst)` for
+  both, and peak RSS of pcflow staging (child processes) for two dataset sizes >= 4x apart.
+Throughput = stored (compressed) bytes of the result / wall-clock seconds of the whole step.
+The last line is one JSON object with the headline numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTAINER = "pcflow"
+YEARS = 3
+VARS = ("tmin", "tmax", "prcp")
+CHUNK_XY = 96
+PCFLOW_MODES = ("subset", "aligned")
+# Chunks smaller than the 100 MB default so that both bench sizes span several target chunks:
+# memory is bounded by chunk size x concurrency, and that is what the two sizes must show.
+BENCH_STAGING = {"chunk_mb": 16, "concurrency": 8}
+
+
+def target_cfg(prefix: str) -> dict[str, Any]:
+    return {
+        "account_name": os.environ["PCFLOW_TARGET_ACCOUNT_NAME"],
+        "container": CONTAINER,
+        "prefix": prefix,
+        "region": "westeurope",
+    }
+
+
+def source_asset(name: str) -> dict[str, Any]:
+    """The bench source lives in the target account (its key is the one the bench has)."""
+    return {
+        "href": f"abfs://{CONTAINER}/bench-src/{name}.zarr",
+        "type": "application/vnd+zarr",
+        "xarray:open_kwargs": {"consolidated": True},
+        # In memory only (never written): the bench reads its own source with the target key.
+        "xarray:storage_options": {
+            "account_name": os.environ["PCFLOW_TARGET_ACCOUNT_NAME"],
+            "account_key": os.environ["PCFLOW_TARGET_ACCOUNT_KEY"],
+        },
+    }
+
+
+def items_doc(name: str) -> dict[str, Any]:
+    return {
+        "dataset": name, "kind": "zarr", "collection": "bench", "signing": "none",
+        "msft:region": "westeurope", "asset": source_asset(name), "items": [],
+        "item_ids": [], "item_updated": {},
+    }  # fmt: skip
+
+
+def make_source(n: int) -> tuple[str, int]:
+    """A Daymet-shaped store with an n x n grid, uploaded once; returns (name, stored bytes)."""
+    import numcodecs
+    import pandas as pd
+    import xarray as xr
+
+    from pcflow import storage
+    from pcflow.sandbox import demo_data
+
+    name = f"daymet-{n}-c{CHUNK_XY}"
+    fs = storage.filesystem(storage.target_storage_options(target_cfg("x")))
+    root = f"{CONTAINER}/bench-src/{name}.zarr"
+    if fs.exists(f"{root}/.zmetadata"):
+        return name, sum(fs.du(root, total=False).values())
+    days = [pd.date_range(f"{2018 + i}-01-01T12:00", periods=365, freq="D") for i in range(YEARS)]
+    time_index = days[0].append(days[1:])
+    x = demo_data.DAYMET_X0 + 1000.0 * np.arange(n)
+    y = demo_data.DAYMET_Y0 - 1000.0 * np.arange(n)
+    rng = np.random.default_rng(n)
+    shape = (time_index.size, n, n)
+    base = 20 + 5 * np.sin(np.arange(shape[0]) / 58.0)[:, None, None]
+    data_vars = {
+        v: (("time", "y", "x"),
+            np.round(base + rng.normal(0, 2, shape), 1).astype("float32"),
+            {"grid_mapping": "lambert_conformal_conic", "units": "degrees C"})
+        for v in VARS
+    }  # fmt: skip
+    data_vars["lambert_conformal_conic"] = ((), np.int16(0), dict(demo_data.LCC_ATTRS))
+    ds = xr.Dataset(data_vars, coords={"time": time_index, "y": y, "x": x})
+    comp = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+    # Fixed chunk shape (like MPC's stores): a bigger dataset has more chunks, not bigger ones.
+    enc = {
+        v: {"chunks": (365, min(n, CHUNK_XY), min(n, CHUNK_XY)), "compressors": (comp,)}
+        for v in VARS
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "s.zarr"
+        ds.to_zarr(local, zarr_format=2, consolidated=True, encoding=enc)
+        fs.put(str(local), root, recursive=True)
+    return name, sum(fs.du(root, total=False).values())
+
+
+def stored_bytes(prefix: str, dataset: str) -> int:
+    from pcflow import storage
+
+    tgt = target_cfg(prefix)
+    fs = storage.filesystem(storage.target_storage_options(tgt))
+    root = storage.target_url(tgt, dataset).split("://", 1)[1]
+    sizes = fs.du(root, total=False)
+    return sum(
+        s
+        for k, s in sizes.items()
+        if "/.pcflow/" not in k and not k.rsplit("/", 1)[-1].startswith(".")
+    )
+
+
+def raw_upload(nbytes: int, object_size: int, concurrency: int = 8) -> float:
+    """Seconds to upload nbytes as objects of object_size with bounded concurrency."""
+    import fsspec.asyn
+
+    from pcflow import storage
+    from pcflow.staging.retry import blob_service_client
+
+    fs = storage.filesystem(storage.target_storage_options(target_cfg("x")))
+    client = blob_service_client(fs)
+    payload = np.random.default_rng(0).bytes(object_size)
+    count = max(1, round(nbytes / object_size))
+    prefix = f"bench-raw/{uuid.uuid4().hex[:8]}"
+
+    async def run() -> float:
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with sem:
+                bc = client.get_blob_client(CONTAINER, f"{prefix}/{i}")
+                await bc.upload_blob(payload, overwrite=True, max_concurrency=1)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        seconds = time.perf_counter() - t0
+        await client.close()
+        return seconds
+
+    seconds = fsspec.asyn.sync(fs.loop, run)
+    fs.rm(f"{CONTAINER}/{prefix}", recursive=True)
+    return seconds * (nbytes / (count * object_size))
+
+
+def subset_cfg(n: int) -> dict[str, Any]:
+    """A bbox of the grid's central ~60% and a time range cutting through year chunks."""
+    import pyproj
+
+    from pcflow.sandbox import demo_data
+
+    x = demo_data.DAYMET_X0 + 1000.0 * np.array([0.2 * n, 0.8 * n])
+    y = demo_data.DAYMET_Y0 - 1000.0 * np.array([0.2 * n, 0.8 * n])
+    tr = pyproj.Transformer.from_crs(demo_data.daymet_crs(), "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(x, y)
+    bbox = [float(min(lon)), float(min(lat)), float(max(lon)), float(max(lat))]
+    return {"kind": "zarr", "signing": "none", "bbox": bbox, "datetime": "2018-03-01/2020-10-31",
+            "variables": list(VARS)}  # fmt: skip
+
+
+def full_cfg() -> dict[str, Any]:
+    return {"kind": "zarr", "signing": "none", "variables": list(VARS)}
+
+
+def run_pcflow(name: str, cfg: dict[str, Any], prefix: str, staging_cfg: dict[str, Any]) -> dict:
+    from pcflow import staging
+
+    log = logging.getLogger("bench")
+    t0 = time.perf_counter()
+    manifest = staging.stage(items_doc(name), name, cfg, target_cfg(prefix), staging_cfg, {}, log)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "bytes": stored_bytes(prefix, name), "run": manifest["run"]}
+
+
+def run_naive(name: str, cfg: dict[str, Any], prefix: str) -> dict:
+    """What a user writes without pcflow: open, (subset), to_zarr."""
+    import xarray as xr
+
+    from pcflow import storage
+    from pcflow.staging import plan
+
+    asset = source_asset(name)
+    src_so = storage.source_storage_options(asset["xarray:storage_options"])
+    tgt = target_cfg(prefix)
+    dst = storage.target_url(tgt, name)
+    t0 = time.perf_counter()
+    ds = xr.open_zarr(asset["href"], storage_options=src_so, consolidated=True)
+    if cfg.get("bbox") or cfg.get("datetime"):
+        ds = ds.isel(plan.subset_indexers(ds, cfg.get("bbox"), cfg.get("datetime")))[list(VARS)]
+        # to_zarr needs uniform chunks after the cut: the usual user fix is to rechunk.
+        ds = ds.chunk({"time": 365, "y": CHUNK_XY, "x": CHUNK_XY})
+        for v in ds.variables.values():
+            v.encoding.pop("chunks", None)
+            v.encoding.pop("preferred_chunks", None)
+    ds.to_zarr(dst, mode="w", zarr_format=2, consolidated=True,
+               storage_options=storage.target_storage_options(tgt))  # fmt: skip
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "bytes": stored_bytes(prefix, name)}
+
+
+def child(mode: str, name: str, n: int) -> None:
+    """Run one staging in this (child) process and print its peak RSS."""
+    prefix = f"bench-mem/{uuid.uuid4().hex[:8]}"
+    cfg = subset_cfg(n) if mode == "subset" else full_cfg()
+    if mode == "naive":
+        out = run_naive(name, subset_cfg(n), prefix)
+    else:
+        out = run_pcflow(name, cfg, prefix, BENCH_STAGING)
+    print(json.dumps({"peak_rss_MB": peak_rss_self_mb(), "seconds": out["seconds"]}))
+
+
+def peak_rss_self_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the
+    parent across fork+exec, so a child would report the (bigger) parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss(mode: str, name: str, n: int) -> dict:
+    res = subprocess.run(
+        [sys.executable, __file__, "--child", mode, name, str(n)],
+        capture_output=True, text=True, check=False, env=dict(os.environ),
+    )  # fmt: skip
+    if res.returncode != 0:
+        raise RuntimeError(f"child {mode} {name} failed: {res.stderr[-1500:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="96,192", help="grid sizes n (n x n cells), small,large")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.child:
+        child(args.child[0], args.child[1], int(args.child[2]))
+        return
+    if "PCFLOW_TARGET_ACCOUNT_NAME" not in os.environ:
+        sys.exit('run `eval "$(pcflow sandbox env)"` first (the sandbox must be up)')
+    small, large = (int(s) for s in args.sizes.split(","))
+    run_id = uuid.uuid4().hex[:8]
+    print(f"sources: Daymet-shaped float32 (time={365 * YEARS}, y=n, x=n) x {len(VARS)} vars")
+    sources = {}
+    for n in (small, large):
+        name, nbytes = make_source(n)
+        sources[n] = name
+        print(f"  n={n}: {name} {nbytes / 1e6:.1f} MB stored")
+    n = large
+    name = sources[n]
+
+    rows = []
+    aligned = run_pcflow(name, full_cfg(), f"bench-{run_id}/aligned", {})
+    aligned_client = run_pcflow(
+        name, full_cfg(), f"bench-{run_id}/aligned-client", {"server_side_copy": False}
+    )
+    # The ceiling uploads the same bytes in objects of the staged chunk objects' mean size.
+    n_objects = len(VARS) * YEARS * math.ceil(n / CHUNK_XY) ** 2
+    raw_s = raw_upload(aligned["bytes"], aligned["bytes"] // n_objects)
+    raw = {"seconds": raw_s, "bytes": aligned["bytes"]}
+    naive = run_naive(name, full_cfg(), f"bench-{run_id}/naive")
+    subset = run_pcflow(name, subset_cfg(n), f"bench-{run_id}/subset", BENCH_STAGING)
+    naive_subset = run_naive(name, subset_cfg(n), f"bench-{run_id}/naive-subset")
+
+    def mbps(r: dict) -> float:
+        return r["bytes"] / 1e6 / r["seconds"]
+
+    rows = [
+        ("raw blob upload (ceiling)", raw),
+        ("(a) pcflow aligned copy (server-side copy)", aligned),
+        ("(a) pcflow aligned copy (through client)", aligned_client),
+        ("(a) naive open_zarr().to_zarr()", naive),
+        ("(b) pcflow bbox+time subset (re-encode)", subset),
+        ("(b) naive open_zarr().isel().to_zarr()", naive_subset),
+    ]
+    for label, r in (("aligned", aligned), ("subset", subset)):
+        keys = (
+            "seconds",
+            "open_seconds",
+            "template_seconds",
+            "write_seconds",
+            "verify_seconds",
+            "server_side_copies",
+            "bytes_written",
+            "source_bytes",
+        )
+        print(f"  pcflow {label}: " + ", ".join(f"{k}={r['run'].get(k)}" for k in keys))
+    print(f"\nthroughput, n={n} ({aligned['bytes'] / 1e6:.0f} MB stored):")
+    print(f"  {'step':46s} {'MB':>8s} {'s':>7s} {'MB/s':>8s}")
+    for label, r in rows:
+        print(f"  {label:46s} {r['bytes'] / 1e6:8.1f} {r['seconds']:7.2f} {mbps(r):8.1f}")
+
+    mem = {}
+    for size in (small, large):
+        mem[size] = {m: peak_rss(m, sources[size], size) for m in ("subset", "aligned", "naive")}
+    print("\npeak RSS of one staging in a child process (MB):")
+    print(f"  {'n':>5s} {'pcflow subset':>14s} {'pcflow aligned':>15s} {'naive subset':>13s}")
+    for size in (small, large):
+        m = mem[size]
+        print(
+            f"  {size:5d} {m['subset']['peak_rss_MB']:14.0f} {m['aligned']['peak_rss_MB']:15.0f} "
+            f"{m['naive']['peak_rss_MB']:13.0f}"
+        )
+    summary = {
+        "raw_upload_MBps": round(mbps(raw), 2),
+        "aligned_copy_MBps": round(mbps(aligned), 2),
+        "aligned_client_copy_MBps": round(mbps(aligned_client), 2),
+        "subset_MBps": round(mbps(subset), 2),
+        "naive_MBps": round(mbps(naive), 2),
+        "naive_subset_MBps": round(mbps(naive_subset), 2),
+        "aligned_ratio": round(mbps(aligned) / mbps(raw), 3),
+        "aligned_client_ratio": round(mbps(aligned_client) / mbps(raw), 3),
+        "subset_speedup": round(naive_subset["seconds"] / subset["seconds"], 2),
+        "peak_rss_MB_small": round(max(mem[small][m]["peak_rss_MB"] for m in PCFLOW_MODES), 1),
+        "peak_rss_MB_large": round(max(mem[large][m]["peak_rss_MB"] for m in PCFLOW_MODES), 1),
+        "naive_peak_rss_MB_small": round(mem[small]["naive"]["peak_rss_MB"], 1),
+        "naive_peak_rss_MB_large": round(mem[large]["naive"]["peak_rss_MB"], 1),
+        "sizes": [small, large],
+    }  # fmt: skip
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "src"))
+    main()
