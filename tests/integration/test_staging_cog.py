@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.integration.staging_helpers import PROVENANCE, items_doc, log, target
 
 from pcflow import staging
 from pcflow.sandbox import demo_data
 from pcflow.staging.cog_source import SCL_MASKED
+from tests.integration.staging_helpers import PROVENANCE, items_doc, log, target
 
 pytestmark = pytest.mark.integration
 

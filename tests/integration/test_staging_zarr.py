@@ -15,6 +15,13 @@ import numpy as np
 import pystac
 import pytest
 import xarray as xr
+
+from pcflow import staging, storage
+from pcflow.discover import sign_asset_dict
+from pcflow.faultproxy import FaultProxy
+from pcflow.sandbox import demo_data
+from pcflow.staging.staged import IncompleteStoreError, completion_record
+from pcflow.staging.writer import STATE
 from tests.integration.staging_helpers import (
     DAYMET_CFG,
     DAYMET_SUBSET,
@@ -25,13 +32,6 @@ from tests.integration.staging_helpers import (
     store_objects,
     target,
 )
-
-from pcflow import staging, storage
-from pcflow.discover import sign_asset_dict
-from pcflow.faultproxy import FaultProxy
-from pcflow.sandbox import demo_data
-from pcflow.staging.staged import IncompleteStoreError, completion_record
-from pcflow.staging.writer import STATE
 
 pytestmark = pytest.mark.integration
 
