@@ -221,7 +221,11 @@ register(
         port_offset=0,
         argv=_azurite_argv,
         ready=_azurite_ready,
-        env=lambda ctx: {"AZURITE_ACCOUNTS": accounts.azurite_accounts_value(ctx.keys)},
+        env=lambda ctx: {
+            "AZURITE_ACCOUNTS": accounts.azurite_accounts_value(ctx.keys),
+            # Azurite fetches a cross-account copy source over HTTPS itself (server-side copy).
+            "NODE_EXTRA_CA_CERTS": str(ctx.certs.ca_cert),
+        },
         exports=_azurite_exports,
         description="Azure Blob Storage (Azurite, HTTPS)",
     )
