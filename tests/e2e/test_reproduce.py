@@ -149,7 +149,7 @@ def test_two_clones_give_bit_identical_zarr_chunks_and_netcdf(recorded, reproduc
         assert url_a != url_b  # two stores, not one compared with itself
         a = chunk_bytes(fs, url_a.split("://", 1)[1])
         b = chunk_bytes(fs, url_b.split("://", 1)[1])
-        assert len(a) >= len(ds["variables"])
+        assert len(a) >= len(ds.get("variables") or ds["assets"])
         assert sorted(a) == sorted(b)
         different = [k for k in a if a[k] != b[k]]
         assert different == [], f"{len(different)} chunks differ, e.g. {different[:3]}"
