@@ -26,4 +26,6 @@ include: "rules/plot.smk"
 rule all:
     input:
         all_figures(),
+        # The run record (provenance + checksums of every result) for `pcflow reproduce`.
+        f"{RESULTS}/provenance.json",
     default_target: True
