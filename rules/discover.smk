@@ -8,6 +8,5 @@ rule discover:
         api=config["stac_api"],
     log:
         "logs/discover/{dataset}.log",
-    localrule: True
     script:
         "../scripts/discover.py"

@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from pcflow.sandbox import Sandbox, SandboxError, demo_data
+from tests.conftest import SANDBOX_TEST_PORT as P
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def run_fresh(code: str, timeout: float = 180) -> subprocess.CompletedProcess:
 def test_status_shows_each_service_up_with_pid_and_port(sandbox):
     statuses = {s.name: s for s in sandbox.status()}
     assert set(statuses) >= {"azurite", "stac", "sas"}
-    expected_ports = {"azurite": 11000, "stac": 11010, "sas": 11011}
+    expected_ports = {"azurite": P, "stac": P + 10, "sas": P + 11}
     for name, port in expected_ports.items():
         st = statuses[name]
         assert st.running and st.port == port
@@ -144,8 +145,8 @@ def test_env_lines_are_shell_exports(sandbox):
         "CURL_CA_BUNDLE",
     ):
         assert got[key] == env[key]
-    assert got["PCFLOW_AZURE_ACCOUNT_HOST"] == "127.0.0.1:11000/{account_name}"
-    assert got["PC_SDK_SAS_URL"] == "http://127.0.0.1:11011/api/sas/v1/token"
+    assert got["PCFLOW_AZURE_ACCOUNT_HOST"] == f"127.0.0.1:{P}/{{account_name}}"
+    assert got["PC_SDK_SAS_URL"] == f"http://127.0.0.1:{P + 11}/api/sas/v1/token"
 
 
 def test_account_keys_stay_out_of_logs_and_world_readable_files(sandbox):
@@ -265,7 +266,7 @@ def test_cog_reads_over_https_with_gdal(sandbox):
     assert item.properties.get("proj:code") == "EPSG:32605"
     for band in ("B04", "SCL"):
         href = item.assets[band].href
-        assert href.startswith("https://127.0.0.1:11000/sentinel2l2a01/sentinel2-l2/")
+        assert href.startswith(f"https://127.0.0.1:{P}/sentinel2l2a01/sentinel2-l2/")
         # Fresh process: GDAL must find the sandbox CA through the exported environment alone.
         proc = run_fresh(f"""
             import rasterio, numpy as np
