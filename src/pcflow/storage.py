@@ -6,10 +6,13 @@ the sandbox (Azurite) and real Azure differ only in environment variables.
 
 from __future__ import annotations
 
+import atexit
 import os
+import weakref
 from typing import Any
 
 import adlfs
+import zarr.core.sync  # noqa: F401 (registers zarr's loop shutdown before our hook below)
 
 # "127.0.0.1:10000/{account_name}" in the sandbox; unset on real Azure, where adlfs derives
 # https://{account}.blob.core.windows.net itself.
@@ -78,3 +81,34 @@ def public_storage_options(storage_options: dict[str, Any]) -> dict[str, Any]:
     secret_keys = {"credential", "sas_token", "account_key", "connection_string", "client_secret"}
     local_keys = {"account_host", "use_listings_cache"}
     return {k: v for k, v in storage_options.items() if k not in secret_keys | local_keys}
+
+
+def _close_azure_filesystems() -> None:
+    """Close adlfs clients while their event loops still run, or drop the finalizer.
+
+    adlfs closes its client in a weakref finalizer run at interpreter exit; for filesystems
+    zarr made (asynchronous, loop None) or whose loop zarr already stopped, that printed
+    "Loop is not running" tracebacks in every process. atexit runs last-registered first.
+    """
+    for fin in list(weakref.finalize._registry):  # noqa: SLF001 (no public registry)
+        info = fin.peek()
+        if not info or not isinstance(info[0], adlfs.AzureBlobFileSystem):
+            continue
+        loop = info[2][0] if info[2] else None
+        try:
+            if loop is not None and loop.is_running():
+                fin()
+            else:
+                fin.detach()
+        except Exception:  # closing at exit is best effort; never mask the real exit status
+            fin.detach()
+
+
+class _AtexitAnchor:
+    pass
+
+
+# Make weakref register its own atexit hook now, so that ours (registered after) runs first.
+_anchor = _AtexitAnchor()
+weakref.finalize(_anchor, lambda: None)
+atexit.register(_close_azure_filesystems)
