@@ -302,20 +302,21 @@ def test_reproduce_names_changed_upstream_items(recorded, changed_stac_api, tmp_
     assert not any("code commit differs" in x or "chunks differ" in x for x in lines)
 
 
-def test_kbatch_profile_refuses_a_dirty_tree_unless_overridden(recorded, tmp_path):
+def test_kbatch_profile_refuses_a_dirty_tree_unless_overridden(recorded, sandbox, tmp_path):
     """Run from inside a clone, as users do (kbatch ships the sources below the work dir)."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(recorded["clone"]), str(clone))
     code = clone / "src" / "pcflow" / "reductions.py"
     code.write_text(code.read_text() + "\n# local edit\n")
     shutil.copy(recorded["config"], clone / "run-config.yaml")  # untracked, outside code paths
-    # Only the discover rule (a localrule): no kbatch job is needed to see the check pass; a
-    # placeholder URL lets the executor start (it contacts the server only to submit).
+    # Only the discover rule, as one job on the local kbatch; its own storage prefix keeps it
+    # apart from the other kbatch runs of the session.
+    sandbox.up(services=("kbatch",), seed=False)
+    prefix = "snakemake/dirty-tree-test"
     cmd = [str(BIN / "snakemake"), "--profile", "kbatch", "--configfile", "run-config.yaml"]
-    cmd += ["--keep-storage-local-copies", "results/daymet-hi/items.json"]
-    env = {k: v for k, v in os.environ.items() if k != "PCFLOW_ALLOW_DIRTY"}
-    env.setdefault("KBATCH_URL", "http://127.0.0.1:9/")
-    env.setdefault("KBATCH_TOKEN", "placeholder-token")
+    cmd += ["--default-storage-prefix", f"az://{prefix}", "results/daymet-hi/items.json"]
+    env = {k: v for k, v in {**os.environ, **sandbox.env()}.items() if k != "PCFLOW_ALLOW_DIRTY"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
 
     def run(env):
         return subprocess.run(cmd, cwd=clone, capture_output=True, text=True, env=env, timeout=600)
@@ -326,15 +327,17 @@ def test_kbatch_profile_refuses_a_dirty_tree_unless_overridden(recorded, tmp_pat
     assert "refusing a remote (kbatch) run" in err and "src/pcflow/reductions.py" in err
     assert "PCFLOW_ALLOW_DIRTY=1" in err
     assert not list(clone.rglob("items.json"))
+    remote = f"{prefix}/results/daymet-hi/items.json"
+    fs = target_fs()
+    assert not fs.exists(remote)
 
     allowed = run({**env, "PCFLOW_ALLOW_DIRTY": "1"})
     out = allowed.stdout + allowed.stderr
     assert "refusing a remote" not in out
     assert allowed.returncode == 0, out[-4000:]
-    # With the profile's default storage provider, the local copy sits under .snakemake/storage.
-    found = [p for p in clone.rglob("items.json") if "daymet-hi" in str(p)]
-    assert found, "discover did not run"
-    items = json.loads(found[0].read_text())
+    # With the profile's default storage provider, the job wrote items.json to blob storage.
+    assert fs.exists(remote), "discover did not run"
+    items = json.loads(fs.cat(remote))
     assert items["provenance"]["git"]["dirty"] is True
     assert "src/pcflow/reductions.py" in items["provenance"]["git"]["changed"]
     assert items["provenance"]["executor"] == "kbatch"
