@@ -45,7 +45,8 @@ def _units(da: xr.DataArray) -> str:
 
 
 def _label(da: xr.DataArray) -> str:
-    return f"{da.attrs.get('long_name', da.name)}{_units(da)}"
+    # Short: the panel title already carries the long name; long y labels overlap in stacks.
+    return f"{da.name}{_units(da)}"
 
 
 def _period(result: xr.Dataset) -> str:

@@ -37,8 +37,8 @@ def test_spatial_mean_series_with_climatology_band(tmp_path, ds):
     title = axes[0].get_title()
     assert title.startswith("daymet-hi: daily maximum temperature [degrees C]")
     assert "2018-01-01 to 2020-12-30" in title
-    assert axes[0].get_ylabel() == "daily maximum temperature [degrees C]"
-    assert axes[1].get_ylabel() == "daily total precipitation [mm/day]"
+    assert axes[0].get_ylabel() == "tmax [degrees C]"
+    assert axes[1].get_ylabel() == "prcp [mm/day]"
     labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
     assert labels == ["climatology 10-90 %", "spatial mean"]
     # the plotted line is the series itself
@@ -60,7 +60,8 @@ def test_anomaly_bars_and_heat_strip(tmp_path, ds):
     _png_ok(tmp_path / "a.png")
     ax = _visible(bars)[0]
     assert len(ax.patches) == 36  # one bar per month
-    assert ax.get_ylabel() == "daily maximum temperature anomaly [degrees C]"
+    assert ax.get_ylabel() == "tmax [degrees C]"
+    assert "daily maximum temperature anomaly [degrees C]" in ax.get_title()
     strip = plotting.plot(
         "anomaly_dayofyear", reductions.run("anomaly_dayofyear", ds), tmp_path / "d.png", CTX
     )
