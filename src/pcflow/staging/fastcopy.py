@@ -15,7 +15,12 @@ from typing import Any
 from azure.storage.blob import ContentSettings
 
 from pcflow.staging.codec import md5_hex
-from pcflow.staging.retry import StagingError, blob_service_client, retry_async
+from pcflow.staging.retry import (
+    StagingError,
+    blob_service_client,
+    download_or_none,
+    retry_async,
+)
 
 COPY_POLL_S = 0.2
 
@@ -54,17 +59,10 @@ class TargetBlobs:
         self.stats["objects_written"] = self.stats.get("objects_written", 0) + 1
 
     async def get(self, blob: str) -> bytes | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
         async def op() -> bytes | None:
             async with self._client(blob) as bc:
-                try:
-                    stream = await bc.download_blob()
-                except ResourceNotFoundError as exc:
-                    if "ContainerNotFound" in str(getattr(exc, "error_code", "")):
-                        raise
-                    return None
-                return await stream.readall()
+                stream = await download_or_none(bc)
+                return None if stream is None else await stream.readall()
 
         return await retry_async(
             op, f"reading {self.container}/{blob}", log=self.log, stats=self.stats

@@ -195,6 +195,21 @@ def blob_service_client(fs: Any) -> Any:
 SDK_RETRY = {"initial_backoff": 0.2, "increment_base": 1, "retry_total": 1}
 
 
+async def download_or_none(blob_client: Any) -> Any | None:
+    """The blob's download stream, or None when the blob is absent (Zarr omits all-fill chunks).
+
+    A missing container is not "absent": it is re-raised so that it fails at once, clearly.
+    """
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return await blob_client.download_blob()
+    except ResourceNotFoundError as exc:
+        if "ContainerNotFound" in str(getattr(exc, "error_code", "")):
+            raise
+        return None
+
+
 @contextlib.contextmanager
 def short_sdk_retries() -> Iterator[None]:
     """Within the block, adlfs filesystems get a short SDK retry policy.

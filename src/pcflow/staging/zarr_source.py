@@ -27,6 +27,7 @@ from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.retry import (
     StagingError,
     blob_service_client,
+    download_or_none,
     is_auth_error,
     retry_async,
     retry_sync,
@@ -292,13 +293,8 @@ class ZarrV2Source:
                 await self.auth.refresh(self.auth.generation)
             seen["gen"] = self.auth.generation
             async with self.service().get_blob_client(container=self.container, blob=blob) as bc:
-                from azure.core.exceptions import ResourceNotFoundError
-
-                try:
-                    stream = await bc.download_blob()
-                except ResourceNotFoundError as exc:
-                    if "ContainerNotFound" in str(getattr(exc, "error_code", "")):
-                        raise
+                stream = await download_or_none(bc)
+                if stream is None:
                     return None
                 data = await stream.readall()
                 md5 = stream.properties.content_settings.content_md5
