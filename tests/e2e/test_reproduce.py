@@ -107,13 +107,10 @@ def reproduced(recorded, tmp_path_factory) -> dict:
 
 
 def target_fs():
-    import adlfs
+    from pcflow import storage
 
-    from pcflow.storage import target_storage_options
-
-    opts = target_storage_options({"account_name": os.environ["PCFLOW_TARGET_ACCOUNT_NAME"]})
-    opts.pop("use_listings_cache", None)
-    return adlfs.AzureBlobFileSystem(**opts, skip_instance_cache=True, use_listings_cache=False)
+    target = {"account_name": os.environ["PCFLOW_TARGET_ACCOUNT_NAME"]}
+    return storage.filesystem(storage.target_storage_options(target))
 
 
 def chunk_bytes(fs, root: str) -> dict[str, bytes]:
