@@ -13,6 +13,13 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
+# `snakemake --profile kbatch -n` with the storage out of reach: plan anyway, say so.
+from pcflow.offline_plan import plan_offline_if_unreachable  # noqa: E402
+
+_offline_notice = plan_offline_if_unreachable(workflow, sys.argv)
+if _offline_notice:
+    print(_offline_notice, file=sys.stderr)
+
 RESULTS = config.get("results", "results")
 DATASETS = sorted(config["datasets"])
 

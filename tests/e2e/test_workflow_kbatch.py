@@ -91,3 +91,16 @@ def test_no_secret_in_job_specs_or_logs_on_disk(kbatch_run, sandbox):
                     assert secret not in data, f"secret in {path}"
                 assert not re.search(rb"sig=[A-Za-z0-9%/+]{20,}", data), f"SAS signature in {path}"
     assert scanned > 10
+
+
+def test_dry_run_after_the_run_sees_the_stored_outputs(kbatch_run):
+    """With the storage up, `-n` asks it (no offline assumption) and finds everything done."""
+    proc = subprocess.run(
+        ["snakemake", "--profile", "kbatch", "-n", "--configfile", "config/kbatch-e2e.yaml"],
+        cwd=kbatch_run["clone"], env=kbatch_run["env"], capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert "out of reach" not in out
+    assert "Nothing to be done" in out, out[-3000:]

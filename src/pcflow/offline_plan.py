@@ -1,0 +1,137 @@
+"""Dry runs that work with the default storage out of reach.
+
+With a default storage provider (the kbatch profile: Azure), Snakemake asks the storage whether
+every output exists, even for `-n`. When the storage cannot be reached (sandbox down, no
+credential, no network) each question is retried for minutes (storage plugin retries x Azure SDK
+retries x credential probes). A plan does not need the answer: pcflow probes the storage once,
+with a short deadline, and if it cannot answer, plans as if nothing were stored yet and says so.
+
+Only dry runs and DAG pictures take this path; a real run still needs the storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+PROBE_SECONDS = 8.0
+# Dry runs and pictures: what `snakemake` prints without running anything. Not --summary or
+# --report: those are about what IS stored, so an assumption would be a wrong answer.
+PLAN_FLAGS = frozenset({"--dry-run", "--dryrun", "--dag", "--rulegraph", "--filegraph"})
+
+
+def is_plan_only(argv: Sequence[str]) -> bool:
+    """True for `-n`/`--dry-run` (also bundled, e.g. `-np`) and the DAG picture commands."""
+    for arg in argv:
+        if arg in PLAN_FLAGS or arg.startswith("--dag="):
+            return True
+        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha() and "n" in arg:
+            return True
+    return False
+
+
+def run_with_deadline(fn: Callable[[], Any], seconds: float) -> tuple[bool, Any]:
+    """(finished, result or exception) of fn() run in a daemon thread for at most `seconds`.
+
+    A daemon thread, because credential probes (managed identity, CLI) can block far longer
+    than the deadline and must not keep the process alive after Snakemake is done.
+    """
+    out: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller as the reason
+            out["value"] = exc
+
+    thread = threading.Thread(target=target, name="pcflow-storage-probe", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return ("value" in out), out.get("value")
+
+
+def _azure_probe(provider: Any, container: str) -> Callable[[], Any] | None:
+    """One container request with the provider's own endpoint and credential, no retries."""
+    bsc = getattr(provider, "bsc", None)
+    if bsc is None or not hasattr(bsc, "url"):
+        return None
+    from azure.storage.blob import BlobServiceClient
+
+    probe = BlobServiceClient(
+        bsc.url, credential=bsc.credential, retry_total=0, connection_timeout=3, read_timeout=5
+    )
+    return lambda: probe.get_container_client(container).exists()
+
+
+def _generic_probe(provider: Any, query: str) -> Callable[[], Any]:
+    obj = provider.object(query)
+    # The plugin's own retry decorator (tenacity) would wait between attempts: call through it.
+    exists = getattr(type(obj).exists, "__wrapped__", None)
+    return (lambda: exists(obj)) if exists else obj.exists
+
+
+def unreachable_reason(provider: Any, prefix: str, seconds: float = PROBE_SECONDS) -> str | None:
+    """None when the storage answers one existence question in time, else why not (one line)."""
+    container = urlparse(prefix).netloc
+    probe = _azure_probe(provider, container) if container else None
+    # azure.identity logs each failed credential as a warning: the reason line says it once.
+    quiet = logging.getLogger("azure")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        finished, value = run_with_deadline(probe or _generic_probe(provider, prefix), seconds)
+    finally:
+        quiet.setLevel(level)
+    if not finished:
+        return f"no answer within {seconds:g} s"
+    if isinstance(value, BaseException):
+        from pcflow.secrets import redact
+
+        text = redact(str(value)).strip().splitlines()
+        return f"{type(value).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+    return None
+
+
+def assume_nothing_stored(provider: Any) -> None:
+    """Make every storage object this provider creates from now on report 'not stored'.
+
+    The provider builds each object from `get_storage_object_cls()`; a subclass answering
+    exists() = False without the network is enough for Snakemake's planning (mtime and size
+    are only asked of objects that exist).
+    """
+    base = provider.get_storage_object_cls()
+    if getattr(base, "pcflow_offline", False):
+        return
+
+    async def inventory(self: Any, cache: Any) -> None:  # nothing to learn offline
+        return None
+
+    offline = type(
+        f"Offline{base.__name__}",
+        (base,),
+        {"pcflow_offline": True, "exists": lambda self: False, "inventory": inventory},
+    )
+    provider.get_storage_object_cls = lambda: offline
+
+
+def plan_offline_if_unreachable(workflow: Any, argv: Sequence[str]) -> str | None:
+    """For a plan-only invocation, probe the default storage once; if it is out of reach, plan
+    as if nothing were stored. Returns the one-line notice to print, or None."""
+    settings = workflow.storage_settings
+    prefix = getattr(settings, "default_storage_prefix", None)
+    if not getattr(settings, "default_storage_provider", None) or not prefix:
+        return None
+    if not workflow.is_main_process or not is_plan_only(argv):
+        return None
+    provider = workflow.storage_registry.default_storage_provider
+    reason = unreachable_reason(provider, prefix)
+    if reason is None:
+        return None
+    assume_nothing_stored(provider)
+    return (
+        f"pcflow: default storage {prefix} is out of reach ({reason}); planning as if no output "
+        "is stored yet — start the storage (`pcflow sandbox up`) for a plan that knows what exists"
+    )
