@@ -13,10 +13,11 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
-# `snakemake --profile kbatch -n` with the storage out of reach: plan anyway, say so.
-from pcflow.offline_plan import plan_offline_if_unreachable  # noqa: E402
+# A default storage (the kbatch profile) out of reach: `-n` plans anyway and says so; a real
+# run stops with one line instead of retrying for minutes.
+from pcflow.offline_plan import check_default_storage  # noqa: E402
 
-_offline_notice = plan_offline_if_unreachable(workflow, sys.argv)
+_offline_notice = check_default_storage(workflow, sys.argv)
 if _offline_notice:
     print(_offline_notice, file=sys.stderr)
 

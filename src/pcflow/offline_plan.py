@@ -6,7 +6,8 @@ credential, no network) each question is retried for minutes (storage plugin ret
 retries x credential probes). A plan does not need the answer: pcflow probes the storage once,
 with a short deadline, and if it cannot answer, plans as if nothing were stored yet and says so.
 
-Only dry runs and DAG pictures take this path; a real run still needs the storage.
+Only dry runs and DAG pictures take this path. A real run still needs the storage, and one
+that cannot reach it stops at once with one line instead of retrying for minutes.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def _generic_probe(provider: Any, query: str) -> Callable[[], Any]:
     return (lambda: exists(obj)) if exists else obj.exists
 
 
-def unreachable_reason(provider: Any, prefix: str, seconds: float = PROBE_SECONDS) -> str | None:
-    """None when the storage answers one existence question in time, else why not (one line)."""
+def probe_storage(provider: Any, prefix: str, seconds: float = PROBE_SECONDS) -> tuple[bool, Any]:
+    """Ask the storage one existence question: (finished in time, result or exception)."""
     container = urlparse(prefix).netloc
     probe = _azure_probe(provider, container) if container else None
     # azure.identity logs each failed credential as a warning: the reason line says it once.
@@ -82,16 +83,26 @@ def unreachable_reason(provider: Any, prefix: str, seconds: float = PROBE_SECOND
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        finished, value = run_with_deadline(probe or _generic_probe(provider, prefix), seconds)
+        return run_with_deadline(probe or _generic_probe(provider, prefix), seconds)
     finally:
         quiet.setLevel(level)
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming an exception, with any secret in it redacted."""
+    from pcflow.secrets import redact
+
+    text = redact(str(exc)).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+
+
+def unreachable_reason(provider: Any, prefix: str, seconds: float = PROBE_SECONDS) -> str | None:
+    """None when the storage answers one existence question in time, else why not (one line)."""
+    finished, value = probe_storage(provider, prefix, seconds)
     if not finished:
         return f"no answer within {seconds:g} s"
     if isinstance(value, BaseException):
-        from pcflow.secrets import redact
-
-        text = redact(str(value)).strip().splitlines()
-        return f"{type(value).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+        return describe(value)
     return None
 
 
@@ -117,21 +128,36 @@ def assume_nothing_stored(provider: Any) -> None:
     provider.get_storage_object_cls = lambda: offline
 
 
-def plan_offline_if_unreachable(workflow: Any, argv: Sequence[str]) -> str | None:
-    """For a plan-only invocation, probe the default storage once; if it is out of reach, plan
-    as if nothing were stored. Returns the one-line notice to print, or None."""
+def check_default_storage(workflow: Any, argv: Sequence[str]) -> str | None:
+    """Probe the default storage once in the main process, before any job is planned.
+
+    Plan-only invocations with the storage out of reach plan offline (returns the notice).
+    Any other run whose storage refuses at once (connection refused, no credential, no
+    permission) stops here with one line (SystemExit) instead of retrying for minutes; a
+    probe that merely runs out of time lets the run go on and Snakemake decide.
+    """
     settings = workflow.storage_settings
     prefix = getattr(settings, "default_storage_prefix", None)
     if not getattr(settings, "default_storage_provider", None) or not prefix:
         return None
-    if not workflow.is_main_process or not is_plan_only(argv):
+    if not workflow.is_main_process:
         return None
     provider = workflow.storage_registry.default_storage_provider
-    reason = unreachable_reason(provider, prefix)
-    if reason is None:
+    finished, value = probe_storage(provider, prefix)
+    if finished and not isinstance(value, BaseException):
         return None
-    assume_nothing_stored(provider)
-    return (
-        f"pcflow: default storage {prefix} is out of reach ({reason}); planning as if no output "
-        "is stored yet — start the storage (`pcflow sandbox up`) for a plan that knows what exists"
-    )
+    reason = describe(value) if finished else f"no answer within {PROBE_SECONDS:g} s"
+    if is_plan_only(argv):
+        assume_nothing_stored(provider)
+        return (
+            f"pcflow: default storage {prefix} is out of reach ({reason}); planning as if no "
+            "output is stored yet — start the storage (`pcflow sandbox up`) for a plan that "
+            "knows what exists"
+        )
+    if finished:
+        raise SystemExit(
+            f"pcflow: default storage {prefix} is out of reach ({reason}) — start it "
+            '(`pcflow sandbox up`, then `eval "$(pcflow sandbox env)"`) or set its credentials; '
+            "nothing was run"
+        )
+    return None

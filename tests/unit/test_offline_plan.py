@@ -103,10 +103,12 @@ def test_refused_connection_is_named_with_no_secret():
     assert time.monotonic() - t0 < 15  # no SDK retries with back-off
 
 
-def kbatch_dry_run(tmp_path: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+def kbatch_dry_run(
+    tmp_path: Path, extra_env: dict[str, str], flags: tuple[str, ...] = ("-n",)
+) -> subprocess.CompletedProcess:
     env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin", "HOME": str(tmp_path)}
     env.update(extra_env)
-    cmd = ["snakemake", "--profile", "kbatch", "-n", "--configfile", "config/demo.yaml"]
+    cmd = ["snakemake", "--profile", "kbatch", *flags, "--configfile", "config/demo.yaml"]
     return subprocess.run(
         [*cmd, "--directory", str(tmp_path / "work")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=150,
@@ -130,24 +132,40 @@ def test_kbatch_dry_run_without_any_service_or_credential(tmp_path):
     assert "ClientAuthenticationError" in out or "no answer within" in out
 
 
-@pytest.mark.timeout(200)
-def test_kbatch_dry_run_with_sandbox_settings_but_storage_down(tmp_path):
-    """The usual case: `pcflow sandbox env` exported, sandbox stopped (port closed)."""
-    key = "c2VjcmV0LWtleS1mb3ItdGhlLXRlc3Q="
+KEY = "c2VjcmV0LWtleS1mb3ItdGhlLXRlc3Q="
+
+
+def storage_down_env() -> dict[str, str]:
+    """What `pcflow sandbox env` exports, with the sandbox stopped (its port closed)."""
     port = closed_port()
     conn = (
-        f"DefaultEndpointsProtocol=https;AccountName=pcflowdemo;AccountKey={key};"
+        f"DefaultEndpointsProtocol=https;AccountName=pcflowdemo;AccountKey={KEY};"
         f"BlobEndpoint=https://127.0.0.1:{port}/pcflowdemo;"
     )
-    proc = kbatch_dry_run(
-        tmp_path,
-        {
-            "PCFLOW_TARGET_ACCOUNT_NAME": "pcflowdemo",
-            "PCFLOW_TARGET_ACCOUNT_KEY": key,
-            "AZURITE_CONNECTION_STRING": conn,
-            "PCFLOW_AZURE_ACCOUNT_HOST": f"127.0.0.1:{port}/{{account_name}}",
-        },
-    )
-    out = assert_full_plan(proc)
+    return {
+        "PCFLOW_TARGET_ACCOUNT_NAME": "pcflowdemo",
+        "PCFLOW_TARGET_ACCOUNT_KEY": KEY,
+        "AZURITE_CONNECTION_STRING": conn,
+        "PCFLOW_AZURE_ACCOUNT_HOST": f"127.0.0.1:{port}/{{account_name}}",
+        "PCFLOW_ALLOW_DIRTY": "1",
+    }
+
+
+@pytest.mark.timeout(200)
+def test_kbatch_dry_run_with_sandbox_settings_but_storage_down(tmp_path):
+    """The usual case: `pcflow sandbox env` exported, sandbox stopped."""
+    out = assert_full_plan(kbatch_dry_run(tmp_path, storage_down_env()))
     assert "refused" in out.lower()
-    assert key not in out
+    assert KEY not in out
+
+
+@pytest.mark.timeout(200)
+def test_kbatch_run_with_storage_down_stops_at_once_with_one_line(tmp_path):
+    t0 = time.monotonic()
+    proc = kbatch_dry_run(tmp_path, storage_down_env(), flags=())
+    assert proc.returncode != 0
+    line = next(x for x in proc.stderr.splitlines() if "out of reach" in x)
+    assert "refused" in line.lower() and "nothing was run" in line and "pcflow sandbox up" in line
+    assert KEY not in proc.stdout + proc.stderr
+    assert time.monotonic() - t0 < 60  # not minutes of retries
+    assert not (tmp_path / "work" / ".snakemake" / "kbatch-logs").exists()  # nothing submitted
