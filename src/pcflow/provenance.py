@@ -46,7 +46,7 @@ KEY_PACKAGES = (
     "dask",
     "distributed",
     "adlfs",
-    "h5netcdf",
+    "netcdf4",
     "pystac-client",
     "planetary-computer",
     "odc-stac",
