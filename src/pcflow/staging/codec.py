@@ -140,6 +140,20 @@ class ArrayMeta:
         full = tuple(self.chunks) if self.shape else ()
         return arr.reshape(full, order=self.order)
 
+    def chunk_buffer(self, idx: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """A full-size chunk array to fill in place, and its view over the chunk's region.
+
+        Edge chunks are pre-filled with the fill value (what `encode` would pad with), so the
+        filled buffer goes to `encode` as it is: no concatenation, no padding copy.
+        """
+        full = tuple(self.chunks)
+        region = tuple(s.stop - s.start for s in self.chunk_slices(idx))
+        if region == full:
+            buf = np.empty(full, dtype=self.np_dtype, order=self.order)
+            return buf, buf
+        buf = np.full(full, self.fill_scalar(), dtype=self.np_dtype, order=self.order)
+        return buf, buf[tuple(slice(0, n) for n in region)]
+
     def empty_chunk(self) -> np.ndarray:
         full = tuple(self.chunks) if self.shape else ()
         return np.full(full, self.fill_scalar(), dtype=self.np_dtype)

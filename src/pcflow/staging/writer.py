@@ -239,12 +239,16 @@ class StoreWriter:
         return markers
 
     async def encode_and_put(
-        self, meta: ArrayMeta, key: str, block: np.ndarray, idx
+        self, meta: ArrayMeta, key: str, block: np.ndarray | list[np.ndarray], idx
     ) -> tuple[str, int]:
+        """Encode a chunk's values and upload them. A one-item list hands the values over: they
+        are dropped once encoded, so a chunk waiting for its upload holds only its bytes."""
         loop = asyncio.get_running_loop()
+        holder = block if isinstance(block, list) else [block]
+        del block
 
         def work() -> tuple[bytes, str]:
-            data = meta.encode(block, idx)
+            data = meta.encode(holder.pop(), idx)
             return data, md5_hex(data)
 
         data, md5 = await loop.run_in_executor(self.cpu, work)

@@ -35,6 +35,7 @@ from pcflow.staging.retry import (
 )
 
 REFRESH_MARGIN_S = 300  # re-sign when a token has less than this left
+PREFETCH = 2  # source chunks fetched/decoded at once for one target chunk
 
 
 class SourceAuth:
@@ -175,7 +176,7 @@ class ChunkCache:
             value = await fut
         finally:
             self.inflight.pop(key, None)
-        if self.uses.get(key, 1) <= 0:
+        if self.uses.get(key, 0) <= 0:  # no other planned reader (or an unplanned read)
             return value
         self.data[key] = value
         self.size += value.nbytes
@@ -191,7 +192,7 @@ class ChunkCache:
 
     def release(self, key: str) -> None:
         if key not in self.uses:
-            return  # unplanned reads (verification): plain LRU
+            return  # unplanned reads (verification) are not kept
         self.uses[key] -= 1
         if self.uses[key] <= 0 and key in self.data:
             self.size -= self.data.pop(key).nbytes
@@ -214,6 +215,9 @@ class ZarrV2Source:
         biggest = max((m.chunk_nbytes for m in self.meta.values()), default=0)
         self.cache = ChunkCache(max(256 * 2**20, 4 * biggest))
         self.cpu: Any = None  # executor set by the writer
+        # Source chunks being fetched/decoded/copied at once, over all target chunks in flight.
+        self.load_slots = 8
+        self._loads: asyncio.Semaphore | None = None
         self._service: tuple[int, Any] | None = None
         self._retired: list[Any] = []
 
@@ -301,7 +305,10 @@ class ZarrV2Source:
                 size = stream.properties.size
             if size is not None and len(data) != size:
                 raise ConnectionError(f"truncated read of {blob}: {len(data)} of {size} bytes")
-            if md5 and hashlib.md5(data, usedforsecurity=False).digest() != bytes(md5):
+            # Hashing a chunk takes milliseconds: off the event loop, or every transfer waits.
+            if md5 and await asyncio.get_running_loop().run_in_executor(
+                self.cpu, _md5_digest, data
+            ) != bytes(md5):
                 raise ConnectionError(f"MD5 mismatch reading {blob}")
             self.stats["source_bytes"] = self.stats.get("source_bytes", 0) + len(data)
             return data
@@ -332,6 +339,11 @@ class ZarrV2Source:
 
         return await self.cache.get(blob, load)
 
+    def _load_gate(self) -> asyncio.Semaphore:
+        if self._loads is None:
+            self._loads = asyncio.Semaphore(max(1, self.load_slots))
+        return self._loads
+
     async def read_block(
         self, var: str, slices: tuple[slice, ...], offset: tuple[int, ...]
     ) -> np.ndarray:
@@ -341,24 +353,56 @@ class ZarrV2Source:
             value = (await self._decoded(var, ()))[()]
             self.cache.release(self.blob_name(var, ()))
             return value
+        out = np.empty(tuple(s.stop - s.start for s in slices), dtype=meta.np_dtype)
+        await self.read_into(var, slices, offset, out)
+        return out
+
+    async def read_into(
+        self, var: str, slices: tuple[slice, ...], offset: tuple[int, ...], out: np.ndarray
+    ) -> None:
+        """Fill `out` (shaped like `slices`) with the raw values of target region `slices`.
+
+        Source chunks are fetched in C order (time first), at most PREFETCH at a time per call
+        and `load_slots` over all calls; each is copied into `out` as soon as it is decoded and
+        released right after: a target chunk never holds all the source chunks it overlaps (a
+        time-contiguous target chunk of a 40-year source overlaps 40+), and neighbouring target
+        chunks in flight, which walk the same source chunks in the same order, find them in the
+        cache (decoded once).
+        """
+        meta = self.meta[var]
         src = [slice(o + s.start, o + s.stop) for s, o in zip(slices, offset, strict=False)]
         ranges = [
             range(s.start // c, (s.stop - 1) // c + 1)
             for s, c in zip(src, meta.chunks, strict=False)
         ]
-        idxs = list(itertools.product(*ranges))
-        chunks = await asyncio.gather(*(self._decoded(var, idx) for idx in idxs))
-        out = np.empty(tuple(s.stop - s.start for s in src), dtype=meta.np_dtype)
-        for idx, chunk in zip(idxs, chunks, strict=False):
+        loop = asyncio.get_running_loop()
+        gate = asyncio.Semaphore(PREFETCH)
+
+        async def one(idx: tuple[int, ...]) -> None:
             dst, srcsel = [], []
             for i, s, c in zip(idx, src, meta.chunks, strict=False):
                 lo, hi = max(s.start, i * c), min(s.stop, (i + 1) * c)
                 dst.append(slice(lo - s.start, hi - s.start))
                 srcsel.append(slice(lo - i * c, hi - i * c))
-            out[tuple(dst)] = chunk[tuple(srcsel)]
-        for idx in idxs:
-            self.cache.release(self.blob_name(var, idx))
-        return out
+            async with gate, self._load_gate():
+                chunk = await self._decoded(var, idx)
+                try:
+                    await loop.run_in_executor(self.cpu, _copy, out, tuple(dst), chunk, srcsel)
+                finally:
+                    self.cache.release(self.blob_name(var, idx))
+
+        await asyncio.gather(*(one(idx) for idx in itertools.product(*ranges)))
+
+    def chunk_window(
+        self, var: str, slices: tuple[slice, ...], offset: tuple[int, ...], last: bool = False
+    ) -> tuple[slice, ...]:
+        """The part of target region `slices` inside its first (or last) source chunk."""
+        meta = self.meta[var]
+        out = []
+        for s, o, c in zip(slices, offset, meta.chunks, strict=True):
+            i = (o + (s.stop - 1 if last else s.start)) // c
+            out.append(slice(max(s.start, i * c - o), min(s.stop, (i + 1) * c - o)))
+        return tuple(out)
 
     def source_chunks_for(
         self, var: str, slices: tuple[slice, ...], offset: tuple[int, ...]
@@ -372,3 +416,11 @@ class ZarrV2Source:
             for s, o, c in zip(slices, offset, meta.chunks, strict=True)
         ]
         return [self.blob_name(var, idx) for idx in itertools.product(*ranges)]
+
+
+def _md5_digest(data: bytes) -> bytes:
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
+def _copy(out: np.ndarray, dst: tuple[slice, ...], chunk: np.ndarray, src: list[slice]) -> None:
+    out[dst] = chunk[tuple(src)]
