@@ -244,7 +244,12 @@ def run_pcflow(name: str, cfg: dict[str, Any], prefix: str, staging_cfg: dict[st
     t0 = time.perf_counter()
     manifest = staging.stage(items_doc(name), name, cfg, target_cfg(prefix), staging_cfg, {}, log)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "bytes": stored_bytes(prefix, name), "run": manifest["run"]}
+    return {
+        "seconds": seconds,
+        "bytes": stored_bytes(prefix, name),
+        "run": manifest["run"],
+        "variables": manifest["variables"],
+    }
 
 
 def run_naive(name: str, cfg: dict[str, Any], prefix: str) -> dict:
@@ -282,9 +287,13 @@ def child(mode: str, name: str, n: int) -> None:
     else:
         out = run_pcflow(name, cfg, prefix, BENCH_STAGING)
     run = out.get("run", {})
+    chunks = sum(
+        math.prod(math.ceil(s / c) for s, c in zip(v["shape"], v["chunks"], strict=True))
+        for v in out.get("variables", {}).values()
+    )
     print(json.dumps({
         "peak_rss_MB": peak_rss_self_mb(), "seconds": out["seconds"],
-        "chunks": run.get("objects_written"), "concurrency": run.get("concurrency"),
+        "chunks": chunks, "concurrency": run.get("concurrency"),
     }))  # fmt: skip
 
 
@@ -313,6 +322,11 @@ def peak_rss(mode: str, name: str, n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="96,192", help="grid sizes n (n x n cells), small,large")
+    parser.add_argument(
+        "--mem-sizes",
+        help="grid sizes for the peak-RSS runs (default: --sizes); e.g. 192,384 to compare two "
+        "sizes that both fill the pipeline",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -322,10 +336,11 @@ def main() -> None:
     if "PCFLOW_TARGET_ACCOUNT_NAME" not in os.environ:
         sys.exit('run `eval "$(pcflow sandbox env)"` first (the sandbox must be up)')
     small, large = (int(s) for s in args.sizes.split(","))
+    mem_small, mem_large = (int(s) for s in (args.mem_sizes or args.sizes).split(","))
     run_id = uuid.uuid4().hex[:8]
     print(f"sources: Daymet-shaped float32 (time={365 * YEARS}, y=n, x=n) x {len(VARS)} vars")
     sources = {}
-    for n in (small, large):
+    for n in sorted({small, large, mem_small, mem_large}):
         name, nbytes = make_source(n)
         sources[n] = name
         print(f"  n={n}: {name} {nbytes / 1e6:.1f} MB stored")
@@ -384,6 +399,7 @@ def main() -> None:
         print(f"  {label:46s} {r['bytes'] / 1e6:8.1f} {r['seconds']:7.2f} {mbps(r):8.1f}")
 
     mem = {}
+    small, large = mem_small, mem_large
     for size in (small, large):
         mem[size] = {m: peak_rss(m, sources[size], size) for m in ("subset", "aligned", "naive")}
     print("\npeak RSS of one staging in a child process (MB):")
@@ -415,7 +431,8 @@ def main() -> None:
         "peak_rss_MB_large": round(max(mem[large][m]["peak_rss_MB"] for m in PCFLOW_MODES), 1),
         "naive_peak_rss_MB_small": round(mem[small]["naive"]["peak_rss_MB"], 1),
         "naive_peak_rss_MB_large": round(mem[large]["naive"]["peak_rss_MB"], 1),
-        "sizes": [small, large],
+        "sizes": [int(x) for x in args.sizes.split(",")],
+        "mem_sizes": [small, large],
     }  # fmt: skip
     print(json.dumps(summary))
 

@@ -60,6 +60,7 @@ def verify_store(
     """Raise StagingError on any defect; return {'sampled': n, 'coords': {...md5s}}."""
     listing = {p[len(writer.root) + 1 :] for p in writer.find(writer.root)}
     sampled = 0
+    samples: list[tuple[str, tuple[int, ...], str | None, list[tuple[slice, ...]]]] = []
     for name, plan in plans.items():
         meta = metas[name]
         recorded = chunk_md5s(markers, name)
@@ -83,32 +84,16 @@ def verify_store(
         if stray:
             raise StagingError(f"{name}: chunk {stray[0]} exists but the source had none")
         flat = sample_indices(meta.nchunks, sample)
-        idxs = [meta.chunk_index(f) for f in flat]
-        blobs = [writer.blob(f"{name}/{meta.key(i)}") for i in idxs]
-        datas = writer.sync(_get_many, writer.blobs, blobs)
-        for n, (idx, data) in enumerate(zip(idxs, datas, strict=True)):
-            key = meta.key(idx)
-            want = recorded.get(key)
-            got = md5_hex(data) if data is not None else None
-            if got != want:
-                raise StagingError(f"{name}/{key}: checksum {got} differs from written {want}")
+        for n, f in enumerate(flat):
+            idx = meta.chunk_index(f)
             # One re-encoded chunk per array is also compared value by value with the source.
-            if n == 0 and plan.mode == "encode" and data is not None and source is not None:
-                decoded = meta.decode(data)
-                region = meta.chunk_slices(idx)
-                for window in _check_windows(source, name, region, plan.offset):
-                    stored = decoded[
-                        tuple(slice(w.start - r.start, w.stop - r.start)
-                              for w, r in zip(window, region, strict=True))
-                    ]  # fmt: skip
-                    ref = writer.sync(source.read_block, name, window, plan.offset)
-                    if not np.array_equal(
-                        np.asarray(stored),
-                        np.asarray(ref, dtype=meta.np_dtype),
-                        equal_nan=stored.dtype.kind == "f",
-                    ):
-                        raise StagingError(f"{name}/{key}: stored values differ from the source")
-            sampled += 1
+            check = n == 0 and plan.mode == "encode" and source is not None
+            windows = _check_windows(source, name, meta.chunk_slices(idx), plan.offset)
+            samples.append((name, idx, recorded.get(meta.key(idx)), windows if check else []))
+
+    for name in plans:
+        sampled += _check_samples(writer, metas[name], plans[name].offset, source,
+                                  [s for s in samples if s[0] == name])  # fmt: skip
 
     coords_md5 = {}
 
@@ -160,5 +145,51 @@ def _check_windows(
     return [first] if last == first else [first, last]
 
 
-async def _get_many(blobs_api: Any, names: list[str]) -> list[bytes | None]:
-    return list(await asyncio.gather(*(blobs_api.get(n) for n in names)))
+def _check_samples(
+    writer: Any,
+    meta: ArrayMeta,
+    offset: tuple[int, ...],
+    source: Any,
+    samples: list[tuple[str, tuple[int, ...], str | None, list[tuple[slice, ...]]]],
+) -> int:
+    """One array's sampled chunks: MD5 as recorded; value windows equal to the source.
+
+    The array's sampled chunks and source windows are read together (one round of requests;
+    one array at a time, so verification holds a few chunks, not all arrays' samples)."""
+    if not samples:
+        return 0
+    name = samples[0][0]
+    blobs = [writer.blob(f"{name}/{meta.key(idx)}") for _, idx, _, _ in samples]
+    reads = [(name, window, offset) for _, _, _, windows in samples for window in windows]
+    datas, refs = writer.sync(_read_all, writer.blobs, blobs, source, reads)
+    refs_iter = iter(refs)
+    for (_, idx, want, windows), data in zip(samples, datas, strict=True):
+        key = meta.key(idx)
+        got = md5_hex(data) if data is not None else None
+        if got != want:
+            raise StagingError(f"{name}/{key}: checksum {got} differs from written {want}")
+        region = meta.chunk_slices(idx)
+        decoded = meta.decode(data) if windows and data is not None else None
+        for window in windows:
+            ref = next(refs_iter)
+            if decoded is None:
+                continue
+            stored = decoded[
+                tuple(slice(w.start - r.start, w.stop - r.start)
+                      for w, r in zip(window, region, strict=True))
+            ]  # fmt: skip
+            if not np.array_equal(
+                np.asarray(stored),
+                np.asarray(ref, dtype=meta.np_dtype),
+                equal_nan=stored.dtype.kind == "f",
+            ):
+                raise StagingError(f"{name}/{key}: stored values differ from the source")
+    return len(samples)
+
+
+async def _read_all(
+    blobs_api: Any, names: list[str], source: Any, reads: list[tuple[str, tuple, tuple]]
+) -> tuple[list[bytes | None], list[Any]]:
+    datas = asyncio.gather(*(blobs_api.get(n) for n in names))
+    refs = asyncio.gather(*(source.read_block(v, w, o) for v, w, o in reads))
+    return list(await datas), list(await refs)

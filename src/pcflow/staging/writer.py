@@ -196,9 +196,12 @@ class StoreWriter:
 
     async def _run_regions(self, regions, plans, metas, chunk_fn) -> dict[str, dict[str, Any]]:
         sem = asyncio.Semaphore(self.concurrency)
-        # Two regions in flight: enough to keep the pipe full across a region's end, few enough
-        # that concurrent chunks share source chunks (cache hits) instead of evicting each other.
-        region_sem = asyncio.Semaphore(2)
+        # Regions in flight: enough that their chunks keep every chunk slot busy across region
+        # ends (small regions — a variable of a few chunks — would otherwise leave slots idle at
+        # the tail), few enough that the waiting tasks stay a window, not the whole dataset.
+        # Chunks take slots in region order (FIFO), so neighbours still run together.
+        per_region = max(1, min((r.count for r in regions), default=1))
+        region_sem = asyncio.Semaphore(max(2, -(-2 * self.concurrency // per_region)))
         markers: dict[str, dict[str, Any]] = {}
         total = len(regions)
         t0 = time.monotonic()
