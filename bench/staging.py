@@ -205,12 +205,16 @@ def io_floor(src_name: str, up_bytes: int, up_objects: int, concurrency: int = 8
 
 
 def warm_up(name: str, n: int) -> None:
-    """Imports and one-off initialisation (xarray/zarr/adlfs, pyproj's CRS grammar) before any
-    timing, so that whichever step runs first is not charged the process start-up."""
+    """Imports and one-off initialisation (xarray/zarr/adlfs, pyproj's CRS grammar, the asset
+    signer: ~1.5 s in a fresh process) before any timing, so that whichever step runs first is
+    not charged the process start-up."""
     import xarray as xr
 
     from pcflow import staging, storage  # noqa: F401
     from pcflow.staging import plan
+    from pcflow.staging.zarr_source import SourceAuth
+
+    SourceAuth(source_asset(name), "none", logging.getLogger("bench"))  # imports the signer
 
     asset = source_asset(name)
     so = storage.source_storage_options(asset["xarray:storage_options"])
