@@ -104,6 +104,8 @@ def _template(sub: xr.Dataset, plans: dict[str, VarPlan]) -> tuple[xr.Dataset, d
     return tmpl, encoding
 
 
+# Short SDK retries around the whole call: staging's own retries handle transient faults.
+@short_sdk_retries()
 def stage(
     items_doc: dict[str, Any],
     dataset_name: str,
@@ -118,19 +120,6 @@ def stage(
     Resumable (regions with markers are skipped), idempotent (a complete store with the same
     plan is left untouched), verified before returning. Raises StagingError with one clear line.
     """
-    with short_sdk_retries():
-        return _stage(items_doc, dataset_name, dataset_cfg, target, staging_cfg, provenance, log)
-
-
-def _stage(
-    items_doc: dict[str, Any],
-    dataset_name: str,
-    dataset_cfg: dict[str, Any],
-    target: dict[str, Any],
-    staging_cfg: dict[str, Any],
-    provenance: dict[str, Any],
-    log: logging.Logger,
-) -> dict[str, Any]:
     # The Azure SDK logs every request at INFO: far too much for a rule log (and it names URLs).
     logging.getLogger("azure").setLevel(max(logging.WARNING, logging.getLogger("azure").level))
     started = dt.datetime.now(dt.UTC)
