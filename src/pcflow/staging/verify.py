@@ -88,8 +88,10 @@ def verify_store(
             idx = meta.chunk_index(f)
             # One re-encoded chunk per array is also compared value by value with the source.
             check = n == 0 and plan.mode == "encode" and source is not None
-            windows = _check_windows(source, name, meta.chunk_slices(idx), plan.offset)
-            samples.append((name, idx, recorded.get(meta.key(idx)), windows if check else []))
+            windows = (
+                _check_windows(source, name, meta.chunk_slices(idx), plan.offset) if check else []
+            )
+            samples.append((name, idx, recorded.get(meta.key(idx)), windows))
 
     for name in plans:
         sampled += _check_samples(writer, metas[name], plans[name].offset, source,
