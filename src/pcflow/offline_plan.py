@@ -19,19 +19,17 @@ from typing import Any
 from urllib.parse import urlparse
 
 PROBE_SECONDS = 8.0
-# Dry runs and pictures: what `snakemake` prints without running anything. Not --summary or
-# --report: those are about what IS stored, so an assumption would be a wrong answer.
-PLAN_FLAGS = frozenset({"--dry-run", "--dryrun", "--dag", "--rulegraph", "--filegraph"})
+# Besides the dry-run flags (provenance.is_dry_run_flag), the pictures: what `snakemake` prints
+# without running anything. Not --summary or --report: those are about what IS stored, so an
+# assumption would be a wrong answer.
+PLAN_FLAGS = frozenset({"--dag", "--rulegraph", "--filegraph"})
 
 
 def is_plan_only(argv: Sequence[str]) -> bool:
     """True for `-n`/`--dry-run` (also bundled, e.g. `-np`) and the DAG picture commands."""
-    for arg in argv:
-        if arg in PLAN_FLAGS or arg.startswith("--dag="):
-            return True
-        if arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha() and "n" in arg:
-            return True
-    return False
+    from pcflow.provenance import is_dry_run_flag
+
+    return any(a in PLAN_FLAGS or a.startswith("--dag=") or is_dry_run_flag(a) for a in argv)
 
 
 def run_with_deadline(fn: Callable[[], Any], seconds: float) -> tuple[bool, Any]:
@@ -96,14 +94,18 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
 
 
-def unreachable_reason(provider: Any, prefix: str, seconds: float = PROBE_SECONDS) -> str | None:
-    """None when the storage answers one existence question in time, else why not (one line)."""
-    finished, value = probe_storage(provider, prefix, seconds)
+def reason_for(finished: bool, value: Any, seconds: float) -> str | None:
+    """Why a probe's outcome means 'out of reach' (one line), or None if it answered."""
     if not finished:
         return f"no answer within {seconds:g} s"
     if isinstance(value, BaseException):
         return describe(value)
     return None
+
+
+def unreachable_reason(provider: Any, prefix: str, seconds: float = PROBE_SECONDS) -> str | None:
+    """None when the storage answers one existence question in time, else why not (one line)."""
+    return reason_for(*probe_storage(provider, prefix, seconds), seconds)
 
 
 def assume_nothing_stored(provider: Any) -> None:
@@ -144,9 +146,9 @@ def check_default_storage(workflow: Any, argv: Sequence[str]) -> str | None:
         return None
     provider = workflow.storage_registry.default_storage_provider
     finished, value = probe_storage(provider, prefix)
-    if finished and not isinstance(value, BaseException):
+    reason = reason_for(finished, value, PROBE_SECONDS)
+    if reason is None:
         return None
-    reason = describe(value) if finished else f"no answer within {PROBE_SECONDS:g} s"
     if is_plan_only(argv):
         assume_nothing_stored(provider)
         return (

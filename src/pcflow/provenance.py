@@ -255,15 +255,17 @@ def detect_executor(argv: Sequence[str], environ: Mapping[str, str] | None = Non
     return "local"
 
 
+def is_dry_run_flag(arg: str) -> bool:
+    """`--dry-run`/`--dryrun`, or a short-option bundle holding n (-n, -np, -pn)."""
+    short_bundle = arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha()
+    return arg in ("--dry-run", "--dryrun") or (short_bundle and "n" in arg[1:])
+
+
 def is_dry_run(argv: Sequence[str]) -> bool:
     """True when Snakemake will not run jobs (dry run, DAG/summary/report/lint commands)."""
-    flags = {"--dry-run", "--dryrun", "--summary", "--detailed-summary", "--dag", "--report"}
+    flags = {"--summary", "--detailed-summary", "--dag", "--report"}
     flags |= {"--rulegraph", "--filegraph", "--lint", "--list-rules", "-l", "-D", "-S"}
-    for arg in argv:
-        short_bundle = arg.startswith("-") and not arg.startswith("--") and arg[1:].isalpha()
-        if arg in flags or (short_bundle and "n" in arg[1:]):  # -n, -np, -pn
-            return True
-    return False
+    return any(arg in flags or is_dry_run_flag(arg) for arg in argv)
 
 
 def _option(argv: Sequence[str], names: tuple[str, ...]) -> str | None:
@@ -389,11 +391,7 @@ def is_plan_request(argv: Sequence[str], environ: Mapping[str, str] | None = Non
     graph = {"--dag", "--rulegraph", "--filegraph", "--summary", "--detailed-summary", "-S", "-D"}
     if any(a in graph or a.startswith("--dag=") for a in argv):
         return False
-    return any(
-        a in ("--dry-run", "--dryrun")
-        or (a.startswith("-") and not a.startswith("--") and a[1:].isalpha() and "n" in a[1:])
-        for a in argv
-    )
+    return any(is_dry_run_flag(a) for a in argv)
 
 
 def stamp_png(path: str | Path, rec: Mapping[str, Any]) -> None:
