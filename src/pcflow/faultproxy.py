@@ -5,6 +5,9 @@ then either answers 503, resets the connection (before forwarding, or halfway th
 response), or forwards the request to the upstream server over verified TLS and streams the
 answer back. Each connection carries one request (`Connection: close` both ways), which keeps
 framing trivial. Faults are drawn from a seeded RNG, so a run's fault pattern is repeatable.
+`latency` adds a fixed delay before every forwarded request: a WAN-like round trip on loopback
+(tc netem needs kernel modules this machine lacks); it also spreads a run out so that a test
+can kill it midway.
 
     with FaultProxy(upstream_port=10000, certs=sandbox_certs_dir, rate=0.1) as proxy:
         os.environ["PCFLOW_AZURE_ACCOUNT_HOST"] = f"127.0.0.1:{proxy.port}/{{account_name}}"
@@ -33,10 +36,12 @@ class FaultProxy:
         seed: int = 1,
         faults: tuple[str, ...] = ("503", "reset_before", "reset_mid_response"),
         upstream_host: str = "127.0.0.1",
+        latency: float = 0.0,
     ):
         certs = Path(certs)
         self.upstream = (upstream_host, upstream_port)
         self.rate = rate
+        self.latency = latency
         self.faults = faults
         self.rng = random.Random(seed)
         self.counts: Counter[str] = Counter()
@@ -119,6 +124,8 @@ class FaultProxy:
                 return
             if fault == "slow":
                 await asyncio.sleep(1.0)
+            if self.latency:
+                await asyncio.sleep(self.latency)
             up_r, up_w = await asyncio.open_connection(
                 *self.upstream, ssl=self.client_ctx, server_hostname=self.upstream[0]
             )

@@ -72,8 +72,10 @@ def store_objects(tgt: dict[str, Any], dataset: str, state: bool = False) -> dic
     return out
 
 
-def run_stage_process(args: dict[str, Any], tmp: Path) -> subprocess.Popen:
-    """Start staging in a child process (so that it can be SIGKILLed)."""
+def run_stage_process(
+    args: dict[str, Any], tmp: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start staging in a child process (so that it can be SIGKILLed); `env` adds variables."""
     script = tmp / "runner.py"
     script.write_text(RUNNER)
     argf = tmp / f"args-{uuid.uuid4().hex[:6]}.json"
@@ -82,5 +84,5 @@ def run_stage_process(args: dict[str, Any], tmp: Path) -> subprocess.Popen:
         [sys.executable, str(script), str(argf)],
         stdout=subprocess.DEVNULL,
         stderr=open(tmp / "stage-child.log", "ab"),  # noqa: SIM115 - closed with the process
-        env=dict(os.environ),
+        env={**os.environ, **(env or {})},
     )

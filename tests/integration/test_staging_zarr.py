@@ -182,26 +182,32 @@ def test_sigkill_at_several_points_then_resume_gives_identical_store(
             "staging": {**SMALL_CHUNKS, "concurrency": 1}, "provenance": PROVENANCE,
             "out": str(tmp_path / "m.json")}  # fmt: skip
     kills = []
-    for threshold in (0, total // 4, (3 * total) // 4):
-        proc = run_stage_process(args, tmp_path)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
+    # The child talks to Azurite through a proxy that adds a round trip's latency to every
+    # request: the run is spread over seconds, so a kill at a region count lands mid-run even
+    # when this machine is busy (without it a loaded CI run once finished before the kill).
+    certs = sandbox.state_dir / "certs"
+    with FaultProxy(sandbox.base_port, certs, rate=0.0, latency=0.03) as proxy:
+        slow = {storage.ACCOUNT_HOST_ENV: f"127.0.0.1:{proxy.port}/{{account_name}}"}
+        for threshold in (0, total // 4, total // 2):
+            proc = run_stage_process(args, tmp_path, env=slow)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                regions, planned = _markers(tgt, "daymet-hi")
+                if planned and len(regions) >= threshold:
+                    break
+                time.sleep(0.02)
+            assert proc.poll() is None, "staging finished before it could be killed"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
             regions, planned = _markers(tgt, "daymet-hi")
-            if planned and len(regions) >= threshold:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "staging finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        regions, planned = _markers(tgt, "daymet-hi")
-        kills.append(len(regions))
-        # A killed store is never complete: no completion marker, no consolidated metadata.
-        assert completion_record({"url": storage.target_url(tgt, "daymet-hi")}, tgt) is None
-        with pytest.raises(Exception):  # noqa: B017 - any failure to open is right here
-            xr.open_zarr(
-                storage.target_url(tgt, "daymet-hi"), consolidated=True,
-                storage_options=storage.target_storage_options(tgt),
-            )  # fmt: skip
+            kills.append(len(regions))
+            # A killed store is never complete: no completion marker, no consolidated metadata.
+            assert completion_record({"url": storage.target_url(tgt, "daymet-hi")}, tgt) is None
+            with pytest.raises(Exception):  # noqa: B017 - any failure to open is right here
+                xr.open_zarr(
+                    storage.target_url(tgt, "daymet-hi"), consolidated=True,
+                    storage_options=storage.target_storage_options(tgt),
+                )  # fmt: skip
     assert kills[-1] > kills[0]
     assert kills[-1] < total
 
