@@ -36,6 +36,11 @@ CONTAINER = "pcflow"
 YEARS = 3
 VARS = ("tmin", "tmax", "prcp")
 CHUNK_XY = 96
+# The peak-RSS runs use sources with 48-cell tiles: the decoded-source cache's working set is
+# bounded by a strip of source columns (plan.strip_order), so memory stops growing once a dataset
+# is wider than a strip; with 48-cell tiles both default sizes are (with 96 the larger one would
+# need n=768, 7.7 GB).
+MEM_CHUNK_XY = 48
 PCFLOW_MODES = ("subset", "aligned")
 # Chunks smaller than the 100 MB default so that both bench sizes span several target chunks:
 # memory is bounded by chunk size x concurrency, and that is what the two sizes must show.
@@ -73,8 +78,9 @@ def items_doc(name: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def make_source(n: int) -> tuple[str, int]:
-    """A Daymet-shaped store with an n x n grid, uploaded once; returns (name, stored bytes)."""
+def make_source(n: int, tile: int = CHUNK_XY) -> tuple[str, int]:
+    """A Daymet-shaped store with an n x n grid in tile x tile chunks, uploaded once; returns
+    (name, stored bytes)."""
     import numcodecs
     import pandas as pd
     import xarray as xr
@@ -82,7 +88,7 @@ def make_source(n: int) -> tuple[str, int]:
     from pcflow import storage
     from pcflow.sandbox import demo_data
 
-    name = f"daymet-{n}-c{CHUNK_XY}"
+    name = f"daymet-{n}-c{tile}"
     fs = storage.filesystem(storage.target_storage_options(target_cfg("x")))
     root = f"{CONTAINER}/bench-src/{name}.zarr"
     if fs.exists(f"{root}/.zmetadata"):
@@ -104,10 +110,7 @@ def make_source(n: int) -> tuple[str, int]:
     ds = xr.Dataset(data_vars, coords={"time": time_index, "y": y, "x": x})
     comp = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
     # Fixed chunk shape (like MPC's stores): a bigger dataset has more chunks, not bigger ones.
-    enc = {
-        v: {"chunks": (365, min(n, CHUNK_XY), min(n, CHUNK_XY)), "compressors": (comp,)}
-        for v in VARS
-    }
+    enc = {v: {"chunks": (365, min(n, tile), min(n, tile)), "compressors": (comp,)} for v in VARS}
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "s.zarr"
         ds.to_zarr(local, zarr_format=2, consolidated=True, encoding=enc)
@@ -298,6 +301,8 @@ def child(mode: str, name: str, n: int) -> None:
     print(json.dumps({
         "peak_rss_MB": peak_rss_self_mb(), "seconds": out["seconds"],
         "chunks": chunks, "concurrency": run.get("concurrency"),
+        "cache_peak_MB": run.get("source_cache_peak_mb"),
+        "cache_cap_MB": run.get("source_cache_cap_mb"),
     }))  # fmt: skip
 
 
@@ -324,12 +329,14 @@ def peak_rss(mode: str, name: str, n: int) -> dict:
 
 
 def main() -> None:
+    from pcflow.staging import plan
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="96,192", help="grid sizes n (n x n cells), small,large")
     parser.add_argument(
         "--mem-sizes",
-        help="grid sizes for the peak-RSS runs (default: --sizes); e.g. 192,384 to compare two "
-        "sizes that both fill the pipeline",
+        default="192,384",
+        help=f"grid sizes for the peak-RSS runs (sources in {MEM_CHUNK_XY}-cell tiles)",
     )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -340,14 +347,16 @@ def main() -> None:
     if "PCFLOW_TARGET_ACCOUNT_NAME" not in os.environ:
         sys.exit('run `eval "$(pcflow sandbox env)"` first (the sandbox must be up)')
     small, large = (int(s) for s in args.sizes.split(","))
-    mem_small, mem_large = (int(s) for s in (args.mem_sizes or args.sizes).split(","))
+    mem_small, mem_large = (int(s) for s in args.mem_sizes.split(","))
     run_id = uuid.uuid4().hex[:8]
     print(f"sources: Daymet-shaped float32 (time={365 * YEARS}, y=n, x=n) x {len(VARS)} vars")
-    sources = {}
-    for n in sorted({small, large, mem_small, mem_large}):
-        name, nbytes = make_source(n)
-        sources[n] = name
-        print(f"  n={n}: {name} {nbytes / 1e6:.1f} MB stored")
+    sources, mem_sources = {}, {}
+    for n in sorted({small, large}):
+        sources[n], nbytes = make_source(n)
+        print(f"  n={n}: {sources[n]} {nbytes / 1e6:.1f} MB stored")
+    for n in (mem_small, mem_large):
+        mem_sources[n], nbytes = make_source(n, MEM_CHUNK_XY)
+        print(f"  n={n}: {mem_sources[n]} {nbytes / 1e6:.1f} MB stored (peak-RSS runs)")
     n = large
     name = sources[n]
     warm_up(name, n)
@@ -405,19 +414,23 @@ def main() -> None:
     mem = {}
     small, large = mem_small, mem_large
     for size in (small, large):
-        mem[size] = {m: peak_rss(m, sources[size], size) for m in ("subset", "aligned", "naive")}
+        modes = ("subset", "aligned", "naive")
+        mem[size] = {m: peak_rss(m, mem_sources[size], size) for m in modes}
     print("\npeak RSS of one staging in a child process (MB):")
     print(f"  {'n':>5s} {'pcflow subset':>14s} {'pcflow aligned':>15s} {'naive subset':>13s}"
-          f"  subset chunks written / in flight")  # fmt: skip
+          f"  subset chunks written / in flight, decoded-source cache peak / cap")  # fmt: skip
     for size in (small, large):
         m = mem[size]
         print(
             f"  {size:5d} {m['subset']['peak_rss_MB']:14.0f} {m['aligned']['peak_rss_MB']:15.0f} "
             f"{m['naive']['peak_rss_MB']:13.0f}  {m['subset'].get('chunks')} / "
-            f"{m['subset'].get('concurrency')}"
+            f"{m['subset'].get('concurrency')}, {m['subset'].get('cache_peak_MB')} / "
+            f"{m['subset'].get('cache_cap_MB')} MB"
         )
-    print("  (memory is bounded by chunks in flight: it can only be flat once the smaller dataset")
-    print("   has more chunks than that; the aligned copy and the naive run are for reference)")
+    strip = plan.STRIP_SOURCE_CHUNKS
+    print("  (memory: chunks in flight + the decoded-source cache, whose working set is a strip")
+    print(f"   of {strip} source columns: flat once both datasets fill the pipeline and a strip;")
+    print("   the aligned copy and the naive run are for reference)")
     summary = {
         "raw_upload_MBps": round(mbps(raw), 2),
         "aligned_copy_MBps": round(mbps(aligned), 2),
@@ -433,6 +446,8 @@ def main() -> None:
         "subset_source_read_ratio": round(read, 2),
         "peak_rss_MB_small": round(max(mem[small][m]["peak_rss_MB"] for m in PCFLOW_MODES), 1),
         "peak_rss_MB_large": round(max(mem[large][m]["peak_rss_MB"] for m in PCFLOW_MODES), 1),
+        "subset_cache_peak_MB_small": mem[small]["subset"].get("cache_peak_MB"),
+        "subset_cache_peak_MB_large": mem[large]["subset"].get("cache_peak_MB"),
         "naive_peak_rss_MB_small": round(mem[small]["naive"]["peak_rss_MB"], 1),
         "naive_peak_rss_MB_large": round(mem[large]["naive"]["peak_rss_MB"], 1),
         "sizes": [int(x) for x in args.sizes.split(",")],

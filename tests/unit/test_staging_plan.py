@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -131,3 +132,58 @@ def test_regions_cover_each_chunk_once():
 def test_fingerprint_is_order_independent():
     assert plan.fingerprint({"a": 1, "b": [1, 2]}) == plan.fingerprint({"b": [1, 2], "a": 1})
     assert plan.fingerprint({"a": 1}) != plan.fingerprint({"a": 2})
+
+
+def _source_chunks(idx, chunks, offset, src_chunks):
+    spans = [
+        range((o + i * c) // s, (o + (i + 1) * c - 1) // s + 1)
+        for i, c, o, s in zip(idx, chunks, offset, src_chunks, strict=True)
+    ]
+    return list(itertools.product(*spans))
+
+
+def _held(order, chunks, offset, src_chunks):
+    """Most source chunks held at once writing `order` with each decoded once: those already
+    read by an earlier target chunk and still needed by a later one."""
+    first, last = {}, {}
+    for pos, idx in enumerate(order):
+        for src in _source_chunks(idx, chunks, offset, src_chunks):
+            first.setdefault(src, pos)
+            last[src] = pos
+    return max(sum(1 for k in first if first[k] <= pos < last[k]) for pos in range(len(order)))
+
+
+@pytest.mark.parametrize("width", [16, 64])
+def test_strip_order_holds_a_bounded_set_of_source_chunks_whatever_the_width(width):
+    # Daymet-like: time-contiguous 64 x 64 target tiles over 96 x 96 one-year source chunks.
+    chunks, src, offset = (976, 64, 64), (365, 96, 96), (59, 77, 48)
+    shape = (976, 64 * 12, 64 * width)
+    grid = tuple(-(-n // c) for n, c in zip(shape, chunks, strict=True))
+    c_order = list(itertools.product(*(range(n) for n in grid)))
+    order = plan.strip_order(grid, chunks, offset, src)
+    assert sorted(order) == c_order  # every chunk exactly once
+
+    # Strips: consecutive runs with the same x strip. Within one, a source chunk is read once;
+    # one shared with the next strip is read again there (the cache lets it go meanwhile).
+    strip_of = [(offset[2] + idx[2] * chunks[2]) // (src[2] * plan.STRIP_SOURCE_CHUNKS)
+                for idx in order]  # fmt: skip
+    strips = [[i for i, s in zip(order, strip_of, strict=True) if s == k]
+              for k in sorted(set(strip_of))]  # fmt: skip
+    held_in_strips = max(_held(s, chunks, offset, src) for s in strips)
+    bound = plan.strip_working_set(shape, chunks, offset, src)
+    held_c = _held(c_order, chunks, offset, src)
+    assert held_in_strips <= bound == 3 * 2 * 5  # 3 one-year chunks x 2 rows x 5 columns
+    # C order holds a row of the dataset: it grows with the width, past the strips' bound.
+    assert held_c >= 3 * (64 * width // 96) and held_c > bound
+
+    reads = sum(len({c for i in s for c in _source_chunks(i, chunks, offset, src)})
+                for s in strips)  # fmt: skip
+    distinct = len({c for i in order for c in _source_chunks(i, chunks, offset, src)})
+    assert reads / distinct <= 1 + 1 / plan.STRIP_SOURCE_CHUNKS
+
+
+def test_strip_order_is_c_order_when_the_data_fits_one_strip():
+    grid, chunks, src = (1, 3, 2), (976, 64, 64), (365, 96, 96)
+    assert plan.strip_order(grid, chunks, (0, 0, 0), src) == list(
+        itertools.product(range(1), range(3), range(2))
+    )

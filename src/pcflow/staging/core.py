@@ -215,6 +215,7 @@ def stage(
             n: {**p.to_json(), "encoding": _enc_json(p.encoding)} for n, p in plans.items()
         },
         "coords": {d: _coord_summary(sub[d]) for d in sub.dims if d in sub.indexes},
+        "chunk_order": planmod.CHUNK_ORDER,
     }
     fp = planmod.fingerprint(data_plan)
     _warn_egress(items_doc, target, plans, log)
@@ -271,7 +272,18 @@ def stage(
                 sources[n] = generic
             else:
                 sources[n] = raw_source
-        writer.concurrency = _bounded_concurrency(cfg, plans, metas, raw_source, log)
+        streamed = {
+            n for n, p in plans.items()
+            if raw_source is not None and p.mode == "encode" and sources[n] is raw_source
+            and metas[n].shape
+        }  # fmt: skip
+        orders = {
+            n: planmod.strip_order(m.grid, m.chunks, plans[n].offset, raw_source.meta[n].chunks)
+            if n in streamed
+            else list(m.chunk_indices())
+            for n, m in metas.items()
+        }
+        writer.concurrency = _bounded_concurrency(cfg, plans, metas, raw_source, streamed, log)
         stats["concurrency"] = writer.concurrency
         for s in {id(s): s for s in sources.values()}.values():
             s.cpu = writer.cpu
@@ -319,13 +331,16 @@ def stage(
             for r in pending:
                 p, meta = plans[r.var], metas[r.var]
                 if p.mode == "encode" and sources[r.var] is raw_source:
-                    for f in range(r.first, r.first + r.count):
-                        sl = meta.chunk_slices(meta.chunk_index(f))
+                    for idx in orders[r.var][r.first : r.first + r.count]:
+                        sl = meta.chunk_slices(idx)
                         raw_source.cache.expect(raw_source.source_chunks_for(r.var, sl, p.offset))
         t_write = time.monotonic()
         if pending:
-            done.update(writer.run_regions(pending, plans, metas, chunk_fn))
+            done.update(writer.run_regions(pending, plans, metas, orders, chunk_fn))
         write_s = time.monotonic() - t_write
+        if raw_source is not None:
+            stats["source_cache_peak_mb"] = round(raw_source.cache.peak / 1e6, 2)
+            stats["source_cache_cap_mb"] = round(raw_source.cache.capacity / 1e6, 2)
 
         t_final = time.monotonic()
         # -- finalize -------------------------------------------------------------------------
@@ -394,6 +409,7 @@ def stage(
             "chunk_mb": cfg["chunk_mb"],
             "time_series_chunks": cfg["time_series_chunks"],
             "region_mb": cfg["region_mb"],
+            "write_order": planmod.CHUNK_ORDER,
             "per_variable": {
                 n: {"chunks": list(p.chunks), "mode": p.mode, "reason": p.reason}
                 for n, p in plans.items()
@@ -432,6 +448,7 @@ def _bounded_concurrency(
     plans: dict[str, VarPlan],
     metas: dict[str, ArrayMeta],
     raw_source: ZarrV2Source | None,
+    streamed: set[str],
     log: logging.Logger,
 ) -> int:
     """Chunks in flight, so that their memory stays within `staging.memory_mb`.
@@ -442,7 +459,7 @@ def _bounded_concurrency(
     (chunks waiting for their other readers). So memory is bounded by chunk sizes x chunks in
     flight + that cap, whatever the dataset size.
     """
-    worst, src_biggest = 1, 0
+    worst, src_biggest, working_set = 1, 0, 0
     for name, p in plans.items():
         meta = metas[name]
         if p.mode == "copy":
@@ -453,6 +470,9 @@ def _bounded_concurrency(
             if src is not None and src.shape:
                 cost += PREFETCH * src.chunk_nbytes  # source chunks being loaded for it
                 src_biggest = max(src_biggest, src.chunk_nbytes)
+            if name in streamed:
+                held = planmod.strip_working_set(p.shape, meta.chunks, p.offset, src.chunks)
+                working_set = max(working_set, held * src.chunk_nbytes)
         worst = max(worst, cost)
     budget = int(cfg["memory_mb"] * 1e6)
     n = max(1, min(cfg["concurrency"], budget // worst))
@@ -465,12 +485,13 @@ def _bounded_concurrency(
                  cfg["threads"])  # fmt: skip
         n = 2 * cfg["threads"]
     if raw_source is not None and src_biggest:
-        # Decoded source chunks wait in the cache for their other readers (neighbouring target
-        # chunks in flight walk the same source chunks in the same order); reference counts drop
-        # them after the last one. Chunks awaiting readers far behind are evicted (LRU) past this
-        # cap and read again then: bounded memory first; `source_bytes` in the run stats shows
-        # the re-reads.
-        raw_source.cache.capacity = max(budget - n * worst, 2 * src_biggest)
+        # Decoded source chunks wait in the cache for their other readers; reference counts drop
+        # them after the last one. Written in strips (plan.strip_order), what waits is bounded
+        # by the strip's working set, not by the dataset: the cache is capped there (or lower,
+        # by what the budget leaves). Chunks kept for a reader far behind - the next strip's -
+        # are evicted (LRU) past the cap and read again then; `source_bytes` shows re-reads.
+        room = max(budget - n * worst, 2 * src_biggest)
+        raw_source.cache.capacity = min(room, working_set + 2 * src_biggest)
         raw_source.load_slots = n * PREFETCH
     if n < min(cfg["concurrency"], 2 * cfg["threads"]):
         log.info(

@@ -6,6 +6,7 @@ Pure functions over coordinates and sizes, so they can be unit tested without st
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -18,6 +19,10 @@ from pcflow.staging.retry import StagingError
 
 DEFAULT_CHUNK_MB = 100.0
 DEFAULT_REGION_MB = 256.0
+# Re-encoded chunks are written in vertical strips this many source chunks wide (see
+# strip_order). Part of the plan's fingerprint: a store begun with another order is rewritten.
+STRIP_SOURCE_CHUNKS = 4
+CHUNK_ORDER = f"strips-{STRIP_SOURCE_CHUNKS}"
 TIME_NAMES = ("time", "t")
 X_NAMES = ("x", "lon", "longitude")
 Y_NAMES = ("y", "lat", "latitude")
@@ -231,11 +236,11 @@ class VarPlan:
 
 @dataclass(frozen=True)
 class Region:
-    """A run of consecutive chunks (C order) of one variable: the unit of resumption."""
+    """A run of consecutive chunks of one variable, in its write order: the unit of resumption."""
 
     var: str
     index: int
-    first: int  # flat chunk index
+    first: int  # position in the variable's write order (C order, or strip_order)
     count: int
 
     @property
@@ -249,6 +254,55 @@ def regions_for(var: str, nchunks: int, chunk_nbytes: int, region_mb: float) -> 
         Region(var, k, first, min(per, nchunks - first))
         for k, first in enumerate(range(0, nchunks, per))
     ]
+
+
+# -- the order chunks are written in --------------------------------------------------------------
+
+
+def strip_order(
+    grid: tuple[int, ...],
+    chunks: tuple[int, ...],
+    offset: tuple[int, ...],
+    src_chunks: tuple[int, ...],
+    strip: int = STRIP_SOURCE_CHUNKS,
+) -> list[tuple[int, ...]]:
+    """Target chunk indices in write order: C order inside vertical strips of the last dimension,
+    each `strip` source chunks wide.
+
+    A decoded source chunk is kept until its last target chunk is written. In plain C order
+    the target chunks sharing a source chunk are a whole row of the dataset apart, so the kept
+    chunks grow with the dataset's width; inside a strip they are a strip's width apart, so the
+    kept set is bounded by the strip (`strip_working_set`), whatever the dataset's size. The
+    price is reading the source column at a strip's edge twice when a target chunk straddles it.
+    """
+    if not grid:
+        return [()]
+    last = len(grid) - 1
+    width = src_chunks[last] * strip
+
+    def key(idx: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+        return ((offset[last] + idx[last] * chunks[last]) // width, idx)
+
+    return sorted(itertools.product(*(range(n) for n in grid)), key=key)
+
+
+def strip_working_set(
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    offset: tuple[int, ...],
+    src_chunks: tuple[int, ...],
+    strip: int = STRIP_SOURCE_CHUNKS,
+) -> int:
+    """Source chunks held at once while writing in `strip_order`: those under one row of target
+    chunks of a strip (plus the column a chunk at the strip's edge straddles)."""
+    if not shape:
+        return 1
+    count = 1
+    for d, (n, c, o, sc) in enumerate(zip(shape, chunks, offset, src_chunks, strict=True)):
+        in_subset = (o + n - 1) // sc - o // sc + 1  # source chunks the whole subset spans
+        per_chunk = -(-(min(c, n) - 1) // sc) + 1  # most a single target chunk can span
+        count *= min(in_subset, max(strip + 1, per_chunk) if d == len(shape) - 1 else per_chunk)
+    return count
 
 
 def fingerprint(doc: Any) -> str:

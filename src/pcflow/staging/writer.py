@@ -187,14 +187,18 @@ class StoreWriter:
         regions: list[Region],
         plans: dict[str, VarPlan],
         metas: dict[str, ArrayMeta],
+        orders: dict[str, list[tuple[int, ...]]],
         chunk_fn: Callable[
             [VarPlan, ArrayMeta, tuple[int, ...]], Awaitable[tuple[str | None, int]]
         ],
     ) -> dict[str, dict[str, Any]]:
-        """Write the regions, each marker after its chunks; returns markers."""
-        return self.sync(self._run_regions, regions, plans, metas, chunk_fn)
+        """Write the regions, each marker after its chunks; returns markers. A region is a run of
+        positions in its variable's write order (`orders`: chunk indices)."""
+        return self.sync(self._run_regions, regions, plans, metas, orders, chunk_fn)
 
-    async def _run_regions(self, regions, plans, metas, chunk_fn) -> dict[str, dict[str, Any]]:
+    async def _run_regions(
+        self, regions, plans, metas, orders, chunk_fn
+    ) -> dict[str, dict[str, Any]]:
         sem = asyncio.Semaphore(self.concurrency)
         # Regions in flight: enough that their chunks keep every chunk slot busy across region
         # ends (small regions — a variable of a few chunks — would otherwise leave slots idle at
@@ -216,9 +220,7 @@ class StoreWriter:
             nonlocal done
             async with region_sem:
                 plan, meta = plans[region.var], metas[region.var]
-                idxs = [
-                    meta.chunk_index(f) for f in range(region.first, region.first + region.count)
-                ]
+                idxs = orders[region.var][region.first : region.first + region.count]
                 async with asyncio.TaskGroup() as tg:
                     tasks = [tg.create_task(one_chunk(plan, meta, i)) for i in idxs]
                 results = [t.result() for t in tasks]

@@ -156,6 +156,7 @@ class ChunkCache:
         self.capacity = capacity_bytes
         self.uses: dict[str, int] = {}  # planned remaining reads; 0 -> dropped at once
         self.size = 0
+        self.peak = 0  # most bytes held at once (the run stats' source_cache_peak_mb)
         self.data: OrderedDict[str, np.ndarray] = OrderedDict()
         self.inflight: dict[str, asyncio.Future] = {}
         self.hits = 0
@@ -180,6 +181,7 @@ class ChunkCache:
             return value
         self.data[key] = value
         self.size += value.nbytes
+        self.peak = max(self.peak, self.size)
         while self.size > self.capacity and len(self.data) > 1:
             _, old = self.data.popitem(last=False)
             self.size -= old.nbytes
