@@ -3,6 +3,7 @@ here), values still match the source, and the decoded-source cache stays within 
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
@@ -88,3 +89,20 @@ def test_strip_order_gives_the_source_values_within_the_cache_cap(tiled_source):
     stored = sum(sizes)
     assert stored <= run["source_bytes"]
     assert run["source_bytes"] <= stored * (1 + 1 / plan.STRIP_SOURCE_CHUNKS) + 6 * max(sizes)
+
+
+def test_a_budget_below_the_working_set_warns_and_still_gives_the_source_values(
+    tiled_source, caplog
+):
+    cfg = {**DAYMET_CFG, "signing": "none", "datetime": "2019-03-10/2020-07-01"}
+    tgt = target()
+    staging_cfg = {"chunk_mb": 0.07, "region_mb": 0.3, "concurrency": 4, "memory_mb": 1}
+    with caplog.at_level(logging.WARNING):
+        manifest = staging.stage(items_doc(tiled_source), "tiled", cfg, tgt, staging_cfg,
+                                 PROVENANCE, log())  # fmt: skip
+    warned = [r.getMessage() for r in caplog.records if "staging.memory_mb=1 " in r.getMessage()]
+    assert len(warned) == 1 and "raise staging.memory_mb" in warned[0]
+    ds = staging.open_staged(manifest, tgt)
+    ref = demo_data.daymet_dataset().sel(time=ds.time, y=ds.y, x=ds.x)
+    np.testing.assert_array_equal(ds.tmax.values, ref.tmax.values)
+    assert manifest["run"]["source_cache_cap_mb"] < 0.5

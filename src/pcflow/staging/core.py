@@ -492,6 +492,16 @@ def _bounded_concurrency(
         # are evicted (LRU) past the cap and read again then; `source_bytes` shows re-reads.
         room = max(budget - n * worst, 2 * src_biggest)
         raw_source.cache.capacity = min(room, working_set + 2 * src_biggest)
+        if working_set > room:
+            # E.g. time-contiguous chunks over decades of one-year source chunks: each target
+            # chunk needs every year, and the years under a strip do not fit the budget.
+            log.warning(
+                "staging.memory_mb=%g leaves %.0f MB for decoded source chunks; writing in this "
+                "chunking needs ~%.0f MB at once, so source chunks will be read more than once "
+                "(see run.source_bytes): raise staging.memory_mb, or set "
+                "staging.time_series_chunks: false",
+                cfg["memory_mb"], room / 1e6, working_set / 1e6,
+            )  # fmt: skip
         raw_source.load_slots = n * PREFETCH
     if n < min(cfg["concurrency"], 2 * cfg["threads"]):
         log.info(
