@@ -1,7 +1,7 @@
 """Staging throughput and memory on the sandbox, side by side with the ceiling and the naive way.
 
     eval "$(pcflow sandbox env)"     # sandbox up first
-    python bench/staging.py [--sizes 96,192] [--keep]
+    python bench/staging.py [--sizes 96,192] [--mem-sizes 192,384] [--keep]
 
 For a Daymet-shaped source (float32 (time, y, x), 3 variables, one-year chunks, Lambert
 conformal grid) uploaded to the sandbox, it measures in one run:
@@ -116,6 +116,18 @@ def make_source(n: int, tile: int = CHUNK_XY) -> tuple[str, int]:
         ds.to_zarr(local, zarr_format=2, consolidated=True, encoding=enc)
         fs.put(str(local), root, recursive=True)
     return name, sum(fs.du(root, total=False).values())
+
+
+def remove_prefix(prefix: str) -> None:
+    """Delete what a run wrote (the sources stay for the next run): left behind, every run's
+    outputs pile up in Azurite's store and slow the sandbox down."""
+    from pcflow import storage
+
+    fs = storage.filesystem(storage.target_storage_options(target_cfg("x")))
+    try:
+        fs.rm(f"{CONTAINER}/{prefix}", recursive=True)
+    except FileNotFoundError:
+        pass
 
 
 def stored_bytes(prefix: str, dataset: str, count: bool = False) -> int:
@@ -285,7 +297,7 @@ def run_naive(name: str, cfg: dict[str, Any], prefix: str) -> dict:
     return {"seconds": seconds, "bytes": stored_bytes(prefix, name)}
 
 
-def child(mode: str, name: str, n: int) -> None:
+def child(mode: str, name: str, n: int, keep: bool = False) -> None:
     """Run one staging in this (child) process and print its peak RSS."""
     prefix = f"bench-mem/{uuid.uuid4().hex[:8]}"
     cfg = subset_cfg(n) if mode == "subset" else full_cfg()
@@ -293,6 +305,8 @@ def child(mode: str, name: str, n: int) -> None:
         out = run_naive(name, subset_cfg(n), prefix)
     else:
         out = run_pcflow(name, cfg, prefix, BENCH_STAGING)
+    if not keep:
+        remove_prefix(prefix)
     run = out.get("run", {})
     chunks = sum(
         math.prod(math.ceil(s / c) for s, c in zip(v["shape"], v["chunks"], strict=True))
@@ -318,9 +332,9 @@ def peak_rss_self_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_rss(mode: str, name: str, n: int) -> dict:
+def peak_rss(mode: str, name: str, n: int, keep: bool) -> dict:
     res = subprocess.run(
-        [sys.executable, __file__, "--child", mode, name, str(n)],
+        [sys.executable, __file__, "--child", mode, name, str(n), *(["--keep"] if keep else [])],
         capture_output=True, text=True, check=False, env=dict(os.environ),
     )  # fmt: skip
     if res.returncode != 0:
@@ -338,11 +352,12 @@ def main() -> None:
         default="192,384",
         help=f"grid sizes for the peak-RSS runs (sources in {MEM_CHUNK_XY}-cell tiles)",
     )
+    parser.add_argument("--keep", action="store_true", help="keep what the runs wrote")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
+        child(args.child[0], args.child[1], int(args.child[2]), args.keep)
         return
     if "PCFLOW_TARGET_ACCOUNT_NAME" not in os.environ:
         sys.exit('run `eval "$(pcflow sandbox env)"` first (the sandbox must be up)')
@@ -415,7 +430,7 @@ def main() -> None:
     small, large = mem_small, mem_large
     for size in (small, large):
         modes = ("subset", "aligned", "naive")
-        mem[size] = {m: peak_rss(m, mem_sources[size], size) for m in modes}
+        mem[size] = {m: peak_rss(m, mem_sources[size], size, args.keep) for m in modes}
     print("\npeak RSS of one staging in a child process (MB):")
     print(f"  {'n':>5s} {'pcflow subset':>14s} {'pcflow aligned':>15s} {'naive subset':>13s}"
           f"  subset chunks written / in flight, decoded-source cache peak / cap")  # fmt: skip
@@ -453,6 +468,8 @@ def main() -> None:
         "sizes": [int(x) for x in args.sizes.split(",")],
         "mem_sizes": [small, large],
     }  # fmt: skip
+    if not args.keep:
+        remove_prefix(f"bench-{run_id}")
     print(json.dumps(summary))
 
 
