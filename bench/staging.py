@@ -256,15 +256,44 @@ def full_cfg() -> dict[str, Any]:
     return {"kind": "zarr", "signing": "none", "variables": list(VARS)}
 
 
+def azurite_cpu_s() -> float | None:
+    """CPU seconds Azurite (the sandbox's blob server, on the same cores) has used so far."""
+    try:
+        state = Path(os.environ["PCFLOW_SANDBOX_DIR"]) / "pids" / "azurite.pid"
+        pid = json.loads(state.read_text())["pid"]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (KeyError, OSError, ValueError, IndexError):
+        return None
+
+
+class Cpu:
+    """CPU seconds of this process (all threads) and of Azurite over a block."""
+
+    def __enter__(self) -> Cpu:
+        self.client0, self.server0 = time.process_time(), azurite_cpu_s()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        server1 = azurite_cpu_s()
+        self.client = time.process_time() - self.client0
+        self.server = None if server1 is None or self.server0 is None else server1 - self.server0
+
+
 def run_pcflow(name: str, cfg: dict[str, Any], prefix: str, staging_cfg: dict[str, Any]) -> dict:
     from pcflow import staging
 
     log = logging.getLogger("bench")
     t0 = time.perf_counter()
-    manifest = staging.stage(items_doc(name), name, cfg, target_cfg(prefix), staging_cfg, {}, log)
+    with Cpu() as cpu:
+        manifest = staging.stage(
+            items_doc(name), name, cfg, target_cfg(prefix), staging_cfg, {}, log
+        )
     seconds = time.perf_counter() - t0
     return {
         "seconds": seconds,
+        "cpu_s": cpu.client,
+        "server_cpu_s": cpu.server,
         "bytes": stored_bytes(prefix, name),
         "run": manifest["run"],
         "variables": manifest["variables"],
@@ -283,6 +312,7 @@ def run_naive(name: str, cfg: dict[str, Any], prefix: str) -> dict:
     tgt = target_cfg(prefix)
     dst = storage.target_url(tgt, name)
     t0 = time.perf_counter()
+    cpu = Cpu().__enter__()
     ds = xr.open_zarr(asset["href"], storage_options=src_so, consolidated=True)
     if cfg.get("bbox") or cfg.get("datetime"):
         ds = ds.isel(plan.subset_indexers(ds, cfg.get("bbox"), cfg.get("datetime")))[list(VARS)]
@@ -293,8 +323,14 @@ def run_naive(name: str, cfg: dict[str, Any], prefix: str) -> dict:
             v.encoding.pop("preferred_chunks", None)
     ds.to_zarr(dst, mode="w", zarr_format=2, consolidated=True,
                storage_options=storage.target_storage_options(tgt))  # fmt: skip
+    cpu.__exit__()
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "bytes": stored_bytes(prefix, name)}
+    return {"seconds": seconds, "cpu_s": cpu.client, "server_cpu_s": cpu.server,
+            "bytes": stored_bytes(prefix, name)}  # fmt: skip
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
 
 
 def child(mode: str, name: str, n: int, keep: bool = False) -> None:
@@ -422,9 +458,16 @@ def main() -> None:
         f"{naive_subset['seconds'] / floor_s:.2f}"
     )
     print(f"\nthroughput, n={n} ({aligned['bytes'] / 1e6:.0f} MB stored):")
-    print(f"  {'step':46s} {'MB':>8s} {'s':>7s} {'MB/s':>8s}")
+    cores = os.cpu_count() or 1
+    print(f"  {'step':46s} {'MB':>8s} {'s':>7s} {'MB/s':>8s}   CPU s: client  Azurite  "
+          f"(both)/{cores} cores")  # fmt: skip
     for label, r in rows:
-        print(f"  {label:46s} {r['bytes'] / 1e6:8.1f} {r['seconds']:7.2f} {mbps(r):8.1f}")
+        cpu = ""
+        if r.get("server_cpu_s") is not None:
+            floor = (r["cpu_s"] + r["server_cpu_s"]) / cores
+            cpu = f"{r['cpu_s']:14.2f} {r['server_cpu_s']:8.2f} {floor:10.2f}"
+        print(f"  {label:46s} {r['bytes'] / 1e6:8.1f} {r['seconds']:7.2f} {mbps(r):8.1f} {cpu}")
+    print("  (a step cannot take less than its CPU seconds / cores: client and server share them)")
 
     mem = {}
     small, large = mem_small, mem_large
@@ -456,6 +499,9 @@ def main() -> None:
         "aligned_ratio": round(mbps(aligned) / mbps(raw), 3),
         "aligned_client_ratio": round(mbps(aligned_client) / mbps(raw), 3),
         "subset_speedup": round(naive_subset["seconds"] / subset["seconds"], 2),
+        # [client, Azurite] CPU seconds of the subset step
+        "subset_cpu_s": [_round(subset["cpu_s"]), _round(subset["server_cpu_s"])],
+        "naive_subset_cpu_s": [_round(naive_subset["cpu_s"]), _round(naive_subset["server_cpu_s"])],
         "subset_io_floor_s": round(floor_s, 3),
         "subset_speedup_ceiling": round(naive_subset["seconds"] / floor_s, 2),
         "subset_source_read_ratio": round(read, 2),
