@@ -3,6 +3,7 @@ here), values still match the source, and the decoded-source cache stays within 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -15,6 +16,7 @@ import pytest
 from pcflow import staging, storage
 from pcflow.sandbox import demo_data
 from pcflow.staging import plan
+from pcflow.staging.writer import STATE
 from tests.integration.staging_helpers import DAYMET_CFG, PROVENANCE, log, target
 
 pytestmark = pytest.mark.integration
@@ -57,12 +59,20 @@ def items_doc(root: str) -> dict:
             "item_updated": {}}  # fmt: skip
 
 
-def test_strip_order_gives_the_source_values_within_the_cache_cap(tiled_source):
-    cfg = {**DAYMET_CFG, "signing": "none", "datetime": "2019-03-10/2020-07-01"}
+@pytest.fixture(scope="module")
+def staged_in_strips(tiled_source):
     tgt = target()
-    staging_cfg = {"chunk_mb": 0.07, "region_mb": 0.3, "concurrency": 4}
-    manifest = staging.stage(items_doc(tiled_source), "tiled", cfg, tgt, staging_cfg,
+    manifest = staging.stage(items_doc(tiled_source), "tiled", STRIPS_CFG, tgt, STRIPS_STAGING,
                              PROVENANCE, log())  # fmt: skip
+    return tgt, manifest
+
+
+STRIPS_CFG = {**DAYMET_CFG, "signing": "none", "datetime": "2019-03-10/2020-07-01"}
+STRIPS_STAGING = {"chunk_mb": 0.07, "region_mb": 0.3, "concurrency": 4}
+
+
+def test_strip_order_gives_the_source_values_within_the_cache_cap(tiled_source, staged_in_strips):
+    tgt, manifest = staged_in_strips
     var = manifest["variables"]["tmax"]
     assert manifest["chunking"]["per_variable"]["tmax"]["mode"] == "encode"
     assert manifest["chunking"]["write_order"] == plan.CHUNK_ORDER
@@ -106,3 +116,28 @@ def test_a_budget_below_the_working_set_warns_and_still_gives_the_source_values(
     ref = demo_data.daymet_dataset().sel(time=ds.time, y=ds.y, x=ds.x)
     np.testing.assert_array_equal(ds.tmax.values, ref.tmax.values)
     assert manifest["run"]["source_cache_cap_mb"] < 0.5
+
+
+def test_a_store_missing_regions_written_in_strips_resumes_to_the_same_checksums(
+    tiled_source, staged_in_strips
+):
+    """What a kill leaves (some regions without markers or chunks, no completion marker) is
+    resumed region by region in the same strip order, to the same store."""
+    ref_tgt, ref = staged_in_strips
+    tgt = target()
+    first = staging.stage(items_doc(tiled_source), "tiled", STRIPS_CFG, tgt, STRIPS_STAGING,
+                          PROVENANCE, log())  # fmt: skip
+    assert first["checksums"] == ref["checksums"]
+    fs = storage.filesystem(storage.target_storage_options(tgt))
+    root = storage.target_url(tgt, "tiled").split("://", 1)[1]
+    markers = sorted(p for p in fs.find(f"{root}/{STATE}/regions") if "/tmax/" in p)
+    lost = markers[1:-1:7]  # a few regions from different strips
+    for path in lost:
+        marker = json.loads(fs.cat_file(path))
+        fs.rm([f"{root}/tmax/{key}" for key in marker["chunks"]] + [path])
+    fs.rm([f"{root}/{STATE}/complete.json", f"{root}/.zmetadata"])
+
+    again = staging.stage(items_doc(tiled_source), "tiled", STRIPS_CFG, tgt, STRIPS_STAGING,
+                          PROVENANCE, log())  # fmt: skip
+    assert again["run"]["regions_written"] == len(lost) >= 2
+    assert again["checksums"] == ref["checksums"] and again["checksum"] == ref["checksum"]
