@@ -455,9 +455,10 @@ def _bounded_concurrency(
 
     A copied chunk holds its compressed bytes once. A re-encoded one holds its values and its
     encoded bytes, and loads (fetches, decodes, copies in) at most PREFETCH source chunks at a
-    time however many it overlaps. What is left of the budget caps the decoded-source cache
-    (chunks waiting for their other readers). So memory is bounded by chunk sizes x chunks in
-    flight + that cap, whatever the dataset size.
+    time however many it overlaps. The decoded-source cache (chunks waiting for their other
+    readers) gets the smaller of what is left of the budget and what one write strip needs
+    (`streamed` variables are written in plan.strip_order). So memory is bounded by chunk
+    sizes x chunks in flight + that cap, whatever the dataset size.
     """
     worst, src_biggest, working_set = 1, 0, 0
     for name, p in plans.items():
@@ -496,8 +497,8 @@ def _bounded_concurrency(
             # E.g. time-contiguous chunks over decades of one-year source chunks: each target
             # chunk needs every year, and the years under a strip do not fit the budget.
             log.warning(
-                "staging.memory_mb=%g leaves %.0f MB for decoded source chunks; writing in this "
-                "chunking needs ~%.0f MB at once, so source chunks will be read more than once "
+                "staging.memory_mb=%g leaves %.1f MB for decoded source chunks; writing in this "
+                "chunking needs ~%.1f MB at once, so source chunks will be read more than once "
                 "(see run.source_bytes): raise staging.memory_mb, or set "
                 "staging.time_series_chunks: false",
                 cfg["memory_mb"], room / 1e6, working_set / 1e6,
