@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -20,63 +19,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.integration.kbatch_helpers import TOKEN, jobs
+
 pytestmark = pytest.mark.integration
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-TOKEN = "local-kbatch-test-token-" + uuid.uuid4().hex
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def kbatch(sandbox, tmp_path_factory):
-    """Local kbatch on a free port; yields (url, state_dir). Stopped (with its jobs) at the end."""
-    import httpx
-
-    state = tmp_path_factory.mktemp("localkbatch")
-    port = _free_port()
-    env = {**os.environ, "PCFLOW_KBATCH_TOKEN": TOKEN}
-    log = (state / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pcflow.localkbatch",
-            "--port",
-            str(port),
-            "--state-dir",
-            str(state),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, (state / "server.log").read_text()
-        assert time.monotonic() < deadline, "local kbatch did not start"
-        time.sleep(0.2)
-    yield url, state
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    log.close()
-
-
-def _jobs(url: str) -> list[str]:
-    import kbatch
-
-    return [j["metadata"]["name"] for j in kbatch.list_jobs(kbatch_url=url, token=TOKEN)["items"]]
 
 
 def _job_processes(marker: str) -> list[psutil.Process]:
@@ -158,7 +105,7 @@ def test_workflow_runs_as_kbatch_jobs_and_leaves_none(kbatch, tmp_path):
     logs = sorted((wd / ".snakemake/kbatch-logs").glob("*.log"))
     assert [p.name.split("-")[1] for p in logs] == ["a", "b"]
     assert "HOSTNAME=smk-a-" in logs[0].read_text()  # the pod's own name, fetched at job end
-    assert _jobs(url) == []
+    assert jobs(url) == []
 
 
 def test_failing_rule_shows_its_pod_log(kbatch, tmp_path):
@@ -176,7 +123,7 @@ def test_failing_rule_shows_its_pod_log(kbatch, tmp_path):
     assert proc.returncode != 0
     assert marker in proc.stderr  # the tail of the pod log is in Snakemake's error output
     assert "kbatch-logs" in proc.stderr and "BackoffLimitExceeded" in proc.stderr
-    assert _jobs(url) == []
+    assert jobs(url) == []
 
 
 def test_stuck_pod_fails_with_its_reason(kbatch, tmp_path):
@@ -196,7 +143,7 @@ def test_stuck_pod_fails_with_its_reason(kbatch, tmp_path):
     assert proc.returncode != 0
     assert "ImagePullBackOff" in proc.stderr and "did not start within" in proc.stderr
     assert time.monotonic() - t0 < 120
-    assert _jobs(url) == []
+    assert jobs(url) == []
 
 
 def test_cancel_deletes_jobs_and_kills_their_processes(kbatch, tmp_path):
@@ -218,11 +165,11 @@ def test_cancel_deletes_jobs_and_kills_their_processes(kbatch, tmp_path):
         assert proc.poll() is None, (wd / "snakemake.out").read_text()[-3000:]
         assert time.monotonic() < deadline, "jobs did not start"
         time.sleep(0.5)
-    assert len(_jobs(url)) == 2
+    assert len(jobs(url)) == 2
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)
     assert proc.returncode != 0
-    assert _jobs(url) == [], (wd / "snakemake.out").read_text()[-3000:]
+    assert jobs(url) == [], (wd / "snakemake.out").read_text()[-3000:]
     assert _job_processes(marker) == []
 
 
@@ -242,7 +189,7 @@ def test_retries_submit_a_fresh_job_per_attempt(kbatch, tmp_path):
     names = sorted(p.stem for p in (wd / ".snakemake/kbatch-logs").glob("*.log"))
     assert len(names) == 2
     assert "-a1-" in names[0] and "-a2-" in names[1]
-    assert _jobs(url) == []
+    assert jobs(url) == []
 
 
 def test_no_secret_in_job_specs_or_logs(kbatch, tmp_path):
@@ -259,7 +206,7 @@ def test_no_secret_in_job_specs_or_logs(kbatch, tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     import kbatch as kb
 
-    kept = _jobs(url)
+    kept = jobs(url)
     assert len(kept) == 1
     try:
         texts = {"snakemake output": proc.stdout + proc.stderr}
