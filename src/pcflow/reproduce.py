@@ -370,6 +370,20 @@ def choose_environment(recorded: Mapping[str, Any], clone_dir: Path, mode: str) 
     ), f"environment: installed {clone_dir}/.venv with `make install` ({why})"
 
 
+def rerun_targets(recorded: Mapping[str, Any], results_dir: str) -> list[str]:
+    """Snakemake targets that re-make what the record describes, and no more.
+
+    A NetCDF or a staged.json: that one file (Snakemake adds the jobs it depends on), so
+    reproducing one result does not redo other datasets, plots and the report. A run record:
+    [] (the workflow's default target, everything).
+    """
+    if recorded["kind"] == "netcdf":
+        return [f"{results_dir}/{key}.nc" for key in sorted(recorded["netcdf"])]
+    if recorded["kind"] == "manifest":
+        return [f"{results_dir}/{name}/staged.json" for name in sorted(recorded["datasets"])]
+    return []
+
+
 def reproduce_config(
     recorded: Mapping[str, Any], commit: str, same_target: bool, token: str = ""
 ) -> dict[str, Any]:
@@ -497,6 +511,9 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
         )
     config_path = workdir / "config.yaml"
     config_path.write_text(yaml.safe_dump(cfg, sort_keys=True))
+    from pcflow import config as cfgmod
+
+    new_config = cfgmod.validate(cfg)
     run_dir = workdir / "run"
     run_dir.mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(clone_dir / "src")}
@@ -511,6 +528,7 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
         str(config_path),
         "--cores",
         str(args.cores),
+        *rerun_targets(recorded, str(new_config.get("results", "results"))),
     ]
     say("run: " + " ".join(cmd))
     t0 = time.monotonic()
@@ -521,9 +539,6 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
         say(proc.stderr[-3000:])
         return 2
     say(f"run: done in {time.monotonic() - t0:.0f} s")
-    from pcflow import config as cfgmod
-
-    new_config = cfgmod.validate(cfg)
     diffs = compare(recorded, run_dir / "results", new_config, args.rtol, args.atol)
     say(
         f"compared: Zarr chunk checksums, NetCDF values (rtol {args.rtol:g}, atol {args.atol:g}),"
@@ -567,9 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli_run(args: argparse.Namespace) -> int:
+    from pcflow.config import ConfigError
+
     try:
         return run(args)
-    except ReproduceError as err:
+    except (ReproduceError, ConfigError) as err:  # a bad --configfile is named before any run
         print(f"pcflow reproduce: error: {err}", file=sys.stderr)
         return 2
 

@@ -221,3 +221,12 @@ def test_compare_run_record_without_storage(tmp_path):
         d.startswith("upstream STAC items changed since (d): added i3; removed i1") for d in diffs
     )
     assert rp.compare(recorded, other, CONFIG, 0, 1.5) == [d for d in diffs if "values" not in d]
+
+
+def test_rerun_targets_are_the_recorded_file_or_everything():
+    nc = {"kind": "netcdf", "netcdf": {"daymet-hi/spatial_mean": "x.nc"}, "datasets": {}}
+    assert rp.rerun_targets(nc, "results") == ["results/daymet-hi/spatial_mean.nc"]
+    manifest = {"kind": "manifest", "netcdf": {}, "datasets": {"daymet-hi": {}}}
+    assert rp.rerun_targets(manifest, "out") == ["out/daymet-hi/staged.json"]
+    run = {"kind": "run", "netcdf": {}, "datasets": {"a": {}, "b": {}}}
+    assert rp.rerun_targets(run, "results") == []  # the default target: the whole workflow
