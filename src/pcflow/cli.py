@@ -52,20 +52,19 @@ def _sandbox_status(args: argparse.Namespace) -> int:
 
 
 def _sandbox_env(args: argparse.Namespace) -> int:
-    from pcflow.sandbox import SandboxError, default_state_dir
+    from pcflow.sandbox import SandboxError
     from pcflow.sandbox.core import STATE_FILE
 
+    sb = _sandbox(args)  # creates nothing on disk; env() would (keys, certificates)
     # Run from another directory, the default state dir (./.sandbox) is not the running
     # sandbox's: its env would carry fresh keys and certificates that the servers on those
     # ports reject (TLS failures retried for minutes). Refuse instead of inventing a sandbox.
-    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
-    if not (state_dir / STATE_FILE).is_file():
+    if not (sb.state_dir / STATE_FILE).is_file():
         raise SandboxError(
-            f"no sandbox was started with state in {state_dir.resolve()}: run `pcflow sandbox up` "
+            f"no sandbox was started with state in {sb.state_dir}: run `pcflow sandbox up` "
             "here, or point --state-dir (or PCFLOW_SANDBOX_DIR) at the running sandbox's state "
             "directory (<your pcflow clone>/.sandbox)"
         )
-    sb = _sandbox(args)
     if not any(st.running for st in sb.status()):
         print(f"pcflow: note: the sandbox in {sb.state_dir} is not running", file=sys.stderr)
     # The only place secrets (account keys) are printed: for `eval "$(pcflow sandbox env)"`.

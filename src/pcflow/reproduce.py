@@ -514,6 +514,7 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
     from pcflow import config as cfgmod
 
     new_config = cfgmod.validate(cfg)
+    results_dir = str(new_config.get("results", "results"))  # relative to the run directory
     run_dir = workdir / "run"
     run_dir.mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(clone_dir / "src")}
@@ -528,7 +529,7 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
         str(config_path),
         "--cores",
         str(args.cores),
-        *rerun_targets(recorded, str(new_config.get("results", "results"))),
+        *rerun_targets(recorded, results_dir),
     ]
     say("run: " + " ".join(cmd))
     t0 = time.monotonic()
@@ -539,7 +540,7 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
         say(proc.stderr[-3000:])
         return 2
     say(f"run: done in {time.monotonic() - t0:.0f} s")
-    diffs = compare(recorded, run_dir / "results", new_config, args.rtol, args.atol)
+    diffs = compare(recorded, run_dir / results_dir, new_config, args.rtol, args.atol)
     say(
         f"compared: Zarr chunk checksums, NetCDF values (rtol {args.rtol:g}, atol {args.atol:g}),"
         " STAC item ids/updated, config, commit, environment"

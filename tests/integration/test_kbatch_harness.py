@@ -73,25 +73,19 @@ class TestKbatchWorkflows(TestWorkflowsBase):
         )
         return {"azure": tagged}
 
-    def stored(self) -> dict[str, bytes]:
+    def container(self):
         from azure.storage.blob import BlobServiceClient
 
         bsc = BlobServiceClient.from_connection_string(os.environ["AZURITE_CONNECTION_STRING"])
-        container = bsc.get_container_client(CONTAINER)
-        return {
-            b.name.removeprefix(f"{self.prefix}/"): container.download_blob(b.name).readall()
-            for b in container.list_blobs(name_starts_with=f"{self.prefix}/")
-        }
+        return bsc.get_container_client(CONTAINER)
 
     def cleanup_test(self) -> None:
-        # Runs after each harness case (also on failure): check what it wrote, then delete it.
-        self.outputs = self.stored()
-        from azure.storage.blob import BlobServiceClient
-
-        bsc = BlobServiceClient.from_connection_string(os.environ["AZURITE_CONNECTION_STRING"])
-        container = bsc.get_container_client(CONTAINER)
-        for name in self.outputs:
-            container.delete_blob(f"{self.prefix}/{name}")
+        # Runs after each harness case (also on failure): note what it stored, then delete it.
+        container = self.container()
+        names = [b.name for b in container.list_blobs(name_starts_with=f"{self.prefix}/")]
+        self.outputs = {name.removeprefix(f"{self.prefix}/") for name in names}
+        for name in names:
+            container.delete_blob(name)
 
     def test_simple_workflow(self, tmp_path):
         super().test_simple_workflow(tmp_path)
@@ -104,7 +98,7 @@ class TestKbatchWorkflows(TestWorkflowsBase):
 
     def test_group_workflow(self, tmp_path):
         super().test_group_workflow(tmp_path)
-        assert {f"test2.{i}.out" for i in (1, 2, 3)} <= set(self.outputs), sorted(self.outputs)
+        assert {f"test2.{i}.out" for i in (1, 2, 3)} <= self.outputs, sorted(self.outputs)
         assert "test3.out" in self.outputs
         # One kbatch Job per group instance (a+b for each sample) and one for c.
         assert len(kbatch_logs(tmp_path / "groups")) == 4
