@@ -17,10 +17,10 @@ help:  ## list targets
 $(UV):
 	python3 -m venv .venv-tools && .venv-tools/bin/pip install -q uv==$(UV_VERSION)
 
-.venv/.installed: envs/requirements.lock pyproject.toml $(UV)
+.venv/.installed: envs/requirements.lock pyproject.toml snakemake-executor-plugin-kbatch/pyproject.toml $(UV)
 	$(UV) venv -q --allow-existing --python 3.11 .venv
 	$(UV) pip sync -q --python .venv/bin/python --require-hashes envs/requirements.lock
-	$(UV) pip install -q --python .venv/bin/python --no-deps -e .
+	$(UV) pip install -q --python .venv/bin/python --no-deps -e . -e ./snakemake-executor-plugin-kbatch
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -31,12 +31,12 @@ import time
 import types
 
 import httpx
+from snakemake_executor_plugin_kbatch import Executor, ExecutorSettings
+from snakemake_executor_plugin_kbatch.client import KbatchClient
 from snakemake_interface_executor_plugins.executors.base import SubmittedJobInfo
 from throttler import Throttler
 
 import kbatch
-from snakemake_executor_plugin_kbatch import Executor, ExecutorSettings
-from snakemake_executor_plugin_kbatch.client import KbatchClient
 
 TOKEN = "bench-token-0123456789"
 
@@ -49,7 +49,7 @@ def start_local_kbatch(state: Path) -> tuple[subprocess.Popen, str]:
         [
             sys.executable,
             "-m",
-            "pcflow.localkbatch",
+            "pcflow.sandbox.kbatch",
             "--port",
             str(port),
             "--state-dir",

@@ -15,7 +15,7 @@ config.update(_validated)
 
 # A default storage (the kbatch profile) out of reach: `-n` plans anyway and says so; a real
 # run stops with one line instead of retrying for minutes.
-from pcflow.offline_plan import check_default_storage  # noqa: E402
+from pcflow.workflow.offline_storage import check_default_storage  # noqa: E402
 
 _offline_notice = check_default_storage(workflow, sys.argv)
 if _offline_notice:

@@ -35,8 +35,8 @@ envvars:
 
 
 if workflow.is_main_process and _prov.is_plan_request(sys.argv):
-    # `snakemake -n` also prints what the run would read, write and submit (pcflow.plan).
-    from pcflow import plan as _plan
+    # `snakemake -n` also prints what the run would read, write and submit (pcflow.estimate).
+    from pcflow import estimate as _plan
 
     _plan.print_plan(config, executor=PROVENANCE["executor"], file=sys.stderr)
 

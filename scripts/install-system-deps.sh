@@ -57,6 +57,6 @@ if ! have_pkg "$postgis_pkg"; then
   quiet $SUDO apt-get install -y -q --no-install-recommends "$postgis_pkg"
 fi
 
-# pcflow never uses Debian's system cluster (port 5432): pcflow.pgstac_server makes
+# pcflow never uses Debian's system cluster (port 5432): pcflow.sandbox.pgstac makes
 # throwaway clusters in temporary directories owned by the `postgres` user.
 echo "install-system-deps: ok (PostgreSQL $pg_major + PostGIS, graphviz, node $(node --version 2>/dev/null || echo '?'))"

@@ -1,4 +1,4 @@
-from pcflow.steps import run_plot
+from pcflow.workflow.steps import run_plot
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 run_plot(sm.wildcards.dataset, sm.wildcards.reduction, sm.input.nc, sm.output.png, sm.log[0])

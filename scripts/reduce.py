@@ -1,4 +1,4 @@
-from pcflow.steps import run_reduce
+from pcflow.workflow.steps import run_reduce
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 run_reduce(

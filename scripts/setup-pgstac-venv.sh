@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv-pgstac: a separate venv holding stac-fastapi-pgstac, pypgstac and uvicorn from
-# envs/pgstac-requirements.lock (hash-checked). pcflow.pgstac_server runs `pypgstac` and the
+# envs/pgstac-requirements.lock (hash-checked). pcflow.sandbox.pgstac runs `pypgstac` and the
 # STAC API server from here as subprocesses, so the main venv never imports them.
 # Idempotent: re-running syncs the venv to the lock. Override the location with
 # PCFLOW_PGSTAC_VENV (default: <repo>/.venv-pgstac).

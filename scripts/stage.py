@@ -1,4 +1,4 @@
-from pcflow.steps import run_stage
+from pcflow.workflow.steps import run_stage
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)
 run_stage(

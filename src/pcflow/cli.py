@@ -114,7 +114,7 @@ def add_reproduce(sub: argparse._SubParsersAction) -> None:
 
 
 def add_plan(sub: argparse._SubParsersAction) -> None:
-    from pcflow import plan
+    from pcflow import estimate as plan
 
     p = sub.add_parser("plan", help="what a run would read, write and submit, per dataset")
     plan.add_arguments(p)

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from pcflow.secrets import redact
+from pcflow.redaction import redact
 
 
 class RedactingFilter(logging.Filter):

@@ -255,7 +255,7 @@ def write_run_record(
     log_path: str | None = None,
 ) -> dict[str, Any]:
     """Write results/provenance.json: the run's provenance + per-dataset result checksums."""
-    from pcflow.steps import write_json
+    from pcflow.workflow.steps import write_json
 
     results = Path(results)
     doc = {

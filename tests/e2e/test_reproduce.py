@@ -234,7 +234,7 @@ def test_reproduce_names_a_changed_code_commit(recorded, origin, tmp_path):
 def test_reproduce_runs_the_code_of_the_checked_out_commit(recorded, origin, tmp_path):
     """A commit that doubles every reduction: the re-run's values must change, which they
     only do if the jobs import pcflow from the clone (not from this checkout's install)."""
-    steps = origin["path"] / "src" / "pcflow" / "steps.py"
+    steps = origin["path"] / "src" / "pcflow" / "workflow" / "steps.py"
     text = steps.read_text()
     call = "result = reductions.run(reduction, ds)"
     assert call in text

@@ -31,7 +31,7 @@ def local_kbatch(state: Path) -> Iterator[str]:
 
     port = _free_port()
     env = {**os.environ, "PCFLOW_KBATCH_TOKEN": TOKEN}
-    cmd = [sys.executable, "-m", "pcflow.localkbatch"]
+    cmd = [sys.executable, "-m", "pcflow.sandbox.kbatch"]
     cmd += ["--port", str(port), "--state-dir", str(state)]
     with (state / "server.log").open("wb") as log:
         proc = subprocess.Popen(

@@ -1,6 +1,6 @@
 """compute.cluster against a real local dask-gateway-server: no cluster survives the rule.
 
-The server is `python -m pcflow.gateway_server` (UnsafeLocalBackend + SimpleAuthenticator) on
+The server is `python -m pcflow.sandbox.gateway` (UnsafeLocalBackend + SimpleAuthenticator) on
 free loopback ports. Each case runs the using process as a subprocess (success, exception,
 SIGTERM while computing, SIGINT) and then checks, through the gateway API and /proc, that the
 cluster it made is stopped and no scheduler/worker process of it is left.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pcflow import gateway_server
+from pcflow.sandbox import gateway as gateway_server
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ VICTIM = textwrap.dedent(
     import logging, sys, time
     import dask.array as da
     from pcflow import compute, reductions
-    from pcflow.synthetic import daymet_like
+    from pcflow.testing.synthetic import daymet_like
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     mode = sys.argv[1]
@@ -78,7 +78,7 @@ def gateway(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "pcflow.gateway_server",
+            "pcflow.sandbox.gateway",
             "--port",
             str(port),
             "--state-dir",

@@ -25,7 +25,7 @@ import pytest
 from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 
-from pcflow.pgstac_server import PgstacServer, missing_requirements
+from pcflow.sandbox.pgstac import PgstacServer, missing_requirements
 
 pytestmark = [pytest.mark.integration, pytest.mark.pgstac]
 

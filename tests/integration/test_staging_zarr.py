@@ -18,10 +18,10 @@ import xarray as xr
 
 from pcflow import staging, storage
 from pcflow.discover import sign_asset_dict
-from pcflow.faultproxy import FaultProxy
 from pcflow.sandbox import demo_data
 from pcflow.staging.staged import IncompleteStoreError, completion_record
 from pcflow.staging.writer import STATE
+from pcflow.testing.faultproxy import FaultProxy
 from tests.integration.staging_helpers import (
     DAYMET_CFG,
     DAYMET_SUBSET,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from snakemake_executor_plugin_kbatch import credentials, spec
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")

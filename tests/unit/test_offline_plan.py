@@ -1,4 +1,4 @@
-"""Dry runs with the default storage out of reach (pcflow.offline_plan).
+"""Dry runs with the default storage out of reach (pcflow.workflow.offline_storage).
 
 The last two tests run the real `snakemake --profile kbatch -n` with no service at all: before
 this module existed, that command retried each storage question for minutes (> 10 min).
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pcflow import offline_plan
+from pcflow.workflow import offline_storage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,18 +35,18 @@ REPO = Path(__file__).resolve().parents[2]
     ],
 )
 def test_only_plans_and_pictures_may_assume(argv, expected):
-    assert offline_plan.is_plan_only(argv) is expected
+    assert offline_storage.is_plan_only(argv) is expected
 
 
 def test_deadline_returns_without_waiting_for_a_blocked_probe():
     t0 = time.monotonic()
-    finished, value = offline_plan.run_with_deadline(lambda: time.sleep(30), 0.2)
+    finished, value = offline_storage.run_with_deadline(lambda: time.sleep(30), 0.2)
     assert not finished and value is None
     assert time.monotonic() - t0 < 5
 
 
 def test_deadline_hands_back_the_exception():
-    finished, value = offline_plan.run_with_deadline(lambda: 1 / 0, 5)
+    finished, value = offline_storage.run_with_deadline(lambda: 1 / 0, 5)
     assert finished and isinstance(value, ZeroDivisionError)
 
 
@@ -70,8 +70,8 @@ class FakeProvider:
 
 def test_assume_nothing_stored_answers_without_the_network():
     provider = FakeProvider()
-    offline_plan.assume_nothing_stored(provider)
-    offline_plan.assume_nothing_stored(provider)  # idempotent: no subclass of a subclass
+    offline_storage.assume_nothing_stored(provider)
+    offline_storage.assume_nothing_stored(provider)  # idempotent: no subclass of a subclass
     obj = provider.object("az://c/x")
     assert obj.exists() is False
     assert isinstance(obj, FakeObject) and type(obj).__mro__[1] is FakeObject
@@ -97,7 +97,7 @@ def test_refused_connection_is_named_with_no_secret():
         bsc = BlobServiceClient.from_connection_string(conn)
 
     t0 = time.monotonic()
-    reason = offline_plan.unreachable_reason(Provider(), "az://snakemake/pcflow", seconds=20)
+    reason = offline_storage.unreachable_reason(Provider(), "az://snakemake/pcflow", seconds=20)
     assert reason is not None and "refused" in reason.lower(), reason
     assert key not in reason
     assert time.monotonic() - t0 < 15  # no SDK retries with back-off

@@ -1,4 +1,4 @@
-"""pcflow.pgstac_server without PostgreSQL: input handling and the one-line errors."""
+"""pcflow.sandbox.pgstac without PostgreSQL: input handling and the one-line errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pcflow import pgstac_server
-from pcflow.pgstac_server import PgstacError, PgstacServer, _read_stac, missing_requirements
+from pcflow.sandbox import pgstac as pgstac_server
+from pcflow.sandbox.pgstac import PgstacError, PgstacServer, _read_stac, missing_requirements
 
 
 def test_read_stac_splits_collections_and_items(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pyproj
 import pytest
 
-from pcflow import plan
+from pcflow import estimate as plan
 from pcflow.sandbox import demo_data
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pcflow import plotting, reductions
-from pcflow.synthetic import daymet_like, s2_cube
+from pcflow.testing.synthetic import daymet_like, s2_cube
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 CTX = {"dataset": "daymet-hi"}

@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 from pcflow import reductions
-from pcflow.synthetic import daymet_like, s2_cube
+from pcflow.testing.synthetic import daymet_like, s2_cube
 
 RTOL = 1e-9
 # NumPy references warn on the all-NaN "ocean" cells; xarray returns NaN there silently.

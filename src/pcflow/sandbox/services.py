@@ -323,7 +323,7 @@ register(
 
 
 def _gateway_exports(ctx: Context) -> dict[str, str]:
-    from pcflow import gateway_server
+    from pcflow.sandbox import gateway as gateway_server
 
     return gateway_server.env(ctx.port(12), ctx.port(13))
 
@@ -336,7 +336,7 @@ register(
         argv=lambda ctx: [
             ctx.python,
             "-m",
-            "pcflow.gateway_server",
+            "pcflow.sandbox.gateway",
             "--port",
             str(ctx.port(12)),
             "--tcp-port",
@@ -357,14 +357,14 @@ register(
 
 
 def _kbatch_prepare(ctx: Context) -> None:
-    from pcflow.localkbatch.server import load_or_create_token
+    from pcflow.sandbox.kbatch.server import load_or_create_token
 
     ctx.path("kbatch").mkdir(parents=True, exist_ok=True)
     load_or_create_token(ctx.path("kbatch"))  # exists before `env` prints it
 
 
 def _kbatch_exports(ctx: Context) -> dict[str, str]:
-    from pcflow.localkbatch.server import load_or_create_token
+    from pcflow.sandbox.kbatch.server import load_or_create_token
 
     return {
         "KBATCH_URL": f"http://127.0.0.1:{ctx.port(14)}/",
@@ -380,7 +380,7 @@ register(
         argv=lambda ctx: [
             ctx.python,
             "-m",
-            "pcflow.localkbatch",
+            "pcflow.sandbox.kbatch",
             "--port",
             str(ctx.port(14)),
             "--state-dir",

@@ -15,7 +15,7 @@ as subprocesses here. PostgreSQL refuses to run as root: as root the cluster is 
 and run as, the `postgres` system user via `runuser`.
 
 Command line (serves until Ctrl-C):
-    python -m pcflow.pgstac_server --port-base 11100 collection.json items.ndjson
+    python -m pcflow.sandbox.pgstac --port-base 11100 collection.json items.ndjson
 """
 
 from __future__ import annotations
@@ -399,7 +399,7 @@ def _read_stac(paths: list[Path]) -> tuple[list[dict], list[dict]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pcflow.pgstac_server", description=__doc__.split("\n\n")[0]
+        prog="python -m pcflow.sandbox.pgstac", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("files", nargs="*", type=Path, help="collection/item JSON or NDJSON")
     parser.add_argument("--port-base", type=int, default=11100, help="db port; API is +1")

@@ -88,7 +88,7 @@ def probe_storage(provider: Any, prefix: str, seconds: float = PROBE_SECONDS) ->
 
 def describe(exc: BaseException) -> str:
     """One line naming an exception, with any secret in it redacted."""
-    from pcflow.secrets import redact
+    from pcflow.redaction import redact
 
     text = redact(str(exc)).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")

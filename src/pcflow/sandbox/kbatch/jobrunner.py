@@ -1,7 +1,7 @@
 """A tiny in-process stand-in for the Kubernetes API that kbatch-proxy talks to.
 
 kbatch-proxy calls `get_k8s_api()` for a (CoreV1Api, BatchV1Api) pair and uses a dozen methods
-on them. `LocalCluster.apis()` returns objects with exactly those methods; Jobs become local
+on them. `LocalJobRunner.apis()` returns objects with exactly those methods; Jobs become local
 subprocesses (one "pod" each) instead of containers. What is emulated, and what is not, is in
 docs/kbatch.md.
 
@@ -107,7 +107,7 @@ class JobRecord:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class LocalCluster:
+class LocalJobRunner:
     """Jobs, pods, Secrets and ConfigMaps of a single-node, image-less 'cluster'."""
 
     def __init__(
@@ -629,7 +629,7 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 class CoreApi:
     """The CoreV1Api methods kbatch-proxy uses."""
 
-    def __init__(self, cluster: LocalCluster) -> None:
+    def __init__(self, cluster: LocalJobRunner) -> None:
         self.cluster = cluster
         self.api_client = None
 
@@ -666,7 +666,7 @@ class CoreApi:
 class BatchApi:
     """The BatchV1Api methods kbatch-proxy uses (CronJobs are not emulated)."""
 
-    def __init__(self, cluster: LocalCluster) -> None:
+    def __init__(self, cluster: LocalJobRunner) -> None:
         self.cluster = cluster
 
     def create_namespaced_job(self, namespace: str, body: V1Job) -> V1Job:

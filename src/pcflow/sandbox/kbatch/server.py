@@ -1,6 +1,6 @@
-"""Local kbatch: the real kbatch-proxy ASGI app, its Kubernetes seam replaced by LocalCluster.
+"""Local kbatch: the real kbatch-proxy ASGI app, its Kubernetes seam replaced by LocalJobRunner.
 
-    python -m pcflow.localkbatch --port N --state-dir DIR [--job-ttl S] [--user NAME]
+    python -m pcflow.sandbox.kbatch --port N --state-dir DIR [--job-ttl S] [--user NAME]
 
 Clients use `KBATCH_URL=http://127.0.0.1:N/` and a token: $PCFLOW_KBATCH_TOKEN when set at
 start, else a random one written to DIR/kbatch-token (mode 0600) for `pcflow sandbox env`.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from pcflow.localkbatch.cluster import LocalCluster
-from pcflow.localkbatch.hub import FakeHub
+from pcflow.sandbox.kbatch.hub import FakeHub
+from pcflow.sandbox.kbatch.jobrunner import LocalJobRunner
 
 TOKEN_FILE = "kbatch-token"
 TOKEN_ENV = "PCFLOW_KBATCH_TOKEN"
@@ -69,7 +69,7 @@ def build_app(
     unpullable: tuple[str, ...] = ("*.invalid/*",),
     profile_file: Path | None = None,
 ):
-    """Configure kbatch-proxy through its environment, import it, swap in LocalCluster.
+    """Configure kbatch-proxy through its environment, import it, swap in LocalJobRunner.
 
     Returns (app, cluster, hub). kbatch-proxy reads its Settings at import time, so this must
     run before anything else imports `kbatch_proxy.main` in this process.
@@ -97,7 +97,7 @@ def build_app(
         raise RuntimeError("kbatch_proxy.main was imported before local kbatch configured it")
     import kbatch_proxy.main as proxy
 
-    cluster = LocalCluster(
+    cluster = LocalJobRunner(
         state_dir,
         python_bin_dir=Path(sys.executable).parent,
         inherit_env={name: os.environ[name] for name in inherit if os.environ.get(name)},
@@ -109,7 +109,7 @@ def build_app(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pcflow.localkbatch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pcflow.sandbox.kbatch", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--user", default="pcflow", help="hub user name owning the token")

@@ -1,0 +1,1 @@
+"""Snakemake-facing glue: what rules call, dry-run storage checks."""
