@@ -14,11 +14,24 @@ from typing import Any
 import planetary_computer
 import pystac
 import pystac_client
+import requests
 from cql2 import Expr
 from pystac_client.conformance import ConformanceClasses
 from pystac_client.exceptions import APIError
+from pystac_client.stac_api_io import StacApiIO
+from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
+
+# `stac:` config defaults (documented in config/README.md).
+STAC_DEFAULTS: dict[str, Any] = {
+    "timeout_s": 30,  # connect and read timeout of each request
+    "retries": 5,  # per request, on connection errors and 429/5xx
+    "backoff_s": 1.0,  # urllib3 backoff factor: waits 0, 2, 4, 8, ... s (capped at 60 s)
+    "page_size": 100,  # items per page (`limit`)
+    "max_items": 10000,  # more matches than this is a runaway query: stop
+}
+RETRY_STATUS = (429, 500, 502, 503, 504)
 
 _QUERY_OPS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 
@@ -27,11 +40,37 @@ class DiscoveryError(RuntimeError):
     """Discovery cannot go on; str() is one line saying what and how to fix it."""
 
 
-def open_client(api_url: str) -> pystac_client.Client:
-    """Open the STAC API, turning connection failures into one clear line."""
+def stac_settings(stac: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `stac:` config section with its defaults filled in."""
+    return {**STAC_DEFAULTS, **(stac or {})}
+
+
+def stac_io(stac: dict[str, Any] | None = None) -> StacApiIO:
+    """HTTP for the STAC API: a timeout on every request, retries with backoff on connection
+    errors and 429/5xx for GET and POST alike (next pages of a search are POSTed), honouring
+    Retry-After."""
+    cfg = stac_settings(stac)
+    retry = Retry(
+        total=int(cfg["retries"]),
+        connect=int(cfg["retries"]),
+        read=int(cfg["retries"]),
+        status=int(cfg["retries"]),
+        backoff_factor=float(cfg["backoff_s"]),
+        status_forcelist=RETRY_STATUS,
+        allowed_methods=None,  # None = every method: a search page is a POST
+        respect_retry_after_header=True,
+        raise_on_status=False,  # the last answer reaches pystac-client, which names it
+    )
+    return StacApiIO(timeout=float(cfg["timeout_s"]), max_retries=retry)
+
+
+def open_client(api_url: str, stac: dict[str, Any] | None = None) -> pystac_client.Client:
+    """Open the STAC API (timeouts, retries), turning failures into one clear line."""
     try:
-        return pystac_client.Client.open(api_url)
-    except (APIError, OSError, pystac.STACError) as err:
+        return pystac_client.Client.open(
+            api_url, stac_io=stac_io(stac), timeout=float(stac_settings(stac)["timeout_s"])
+        )
+    except (APIError, OSError, pystac.STACError, requests.RequestException) as err:
         raise DiscoveryError(
             f"STAC API {api_url} is unreachable ({type(err).__name__}: {str(err)[:120]}) — "
             "check `stac_api` in the config or PCFLOW_STAC_API (sandbox: `pcflow sandbox up`)"
@@ -125,7 +164,9 @@ def _zarr_asset(name: str, ds: dict[str, Any], collection: pystac.Collection) ->
     return asset
 
 
-def _search_items(client: pystac_client.Client, name: str, ds: dict[str, Any]) -> list[dict]:
+def _search_items(
+    client: pystac_client.Client, name: str, ds: dict[str, Any], stac: dict[str, Any]
+) -> list[dict]:
     query, cql = ds.get("query"), ds.get("filter")
     server_query = server_filter = None
     if client.conforms_to(ConformanceClasses.FILTER) and (query or cql):
@@ -137,6 +178,8 @@ def _search_items(client: pystac_client.Client, name: str, ds: dict[str, Any]) -
         server_query, query = query, None
     if query or cql:
         log.info("STAC API lacks query/filter conformance: filtering client-side with cql2")
+    cfg = stac_settings(stac)
+    limit = int(cfg["max_items"])
     search = client.search(
         collections=[ds["collection"]],
         bbox=ds["bbox"],
@@ -144,8 +187,23 @@ def _search_items(client: pystac_client.Client, name: str, ds: dict[str, Any]) -
         query=server_query,
         filter=server_filter,
         filter_lang="cql2-json" if server_filter else None,
+        limit=int(cfg["page_size"]),
+        max_items=limit + 1,  # one more than allowed tells a runaway query from a full one
     )
-    items = [item.to_dict() for item in search.items()]
+    # Items exactly as served (no pystac round trip: it upgrades extensions and fields).
+    try:
+        items = list(search.items_as_dicts())
+    except (APIError, requests.RequestException) as err:
+        raise DiscoveryError(
+            f"datasets.{name}: STAC search at {client.self_href} failed after "
+            f"{cfg['retries']} retries ({type(err).__name__}: {str(err)[:160]}) — retry later or "
+            "raise stac.retries / stac.timeout_s"
+        ) from None
+    if len(items) > limit:
+        raise DiscoveryError(
+            f"datasets.{name}: the search matches more than stac.max_items={limit} items — "
+            "narrow bbox/datetime/query, or raise stac.max_items if you mean it"
+        )
     items = client_side_filter(
         items, None if server_query else query, None if server_filter else cql
     )
@@ -165,9 +223,17 @@ def _search_items(client: pystac_client.Client, name: str, ds: dict[str, Any]) -
     return items
 
 
-def discover(name: str, ds: dict[str, Any], api_url: str) -> dict[str, Any]:
-    """Search the STAC API for one dataset; return the unsigned items document (items.json)."""
-    client = open_client(api_url)
+def discover(
+    name: str, ds: dict[str, Any], api_url: str, stac: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Search the STAC API for one dataset; return the unsigned items document (items.json).
+
+    `items` holds each item's JSON exactly as the API served it; pcflow's own fields
+    (`item_ids`, `item_updated`, `collection_item_assets`, ...) sit beside it. `stac` is
+    the config's `stac:` section (timeouts, retries, page size, max_items).
+    """
+    stac = stac_settings(stac)
+    client = open_client(api_url, stac)
     collection = _get_collection(client, name, ds["collection"])
     _check_extent(name, ds, collection)
     doc: dict[str, Any] = {
@@ -192,7 +258,9 @@ def discover(name: str, ds: dict[str, Any], api_url: str) -> dict[str, Any]:
         doc["asset"] = _zarr_asset(name, ds, collection)
         _check_variables(name, ds, collection)
     else:
-        doc["items"] = _search_items(client, name, ds)
+        doc["items"] = _search_items(client, name, ds, stac)
+        # The band types staging and the plan use when items lack raster:bands.
+        doc["collection_item_assets"] = collection.to_dict(transform_hrefs=False).get("item_assets")
     doc["item_ids"] = [i["id"] for i in doc["items"]]
     doc["item_updated"] = {
         i["id"]: i["properties"].get("updated") or i["properties"].get("datetime")

@@ -128,44 +128,60 @@ def estimate_zarr(
 
 
 def estimate_cog(
-    ds: Mapping[str, Any], items: Sequence[Mapping[str, Any]], staging: Mapping[str, Any]
+    ds: Mapping[str, Any],
+    items: Sequence[Mapping[str, Any]],
+    staging: Mapping[str, Any],
+    item_assets: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Bytes read (asset area overlapping the bbox) and written (target grid) for COG items."""
+    """Bytes read (asset area overlapping the bbox) and written (target grid) for COG items.
+
+    Each band's size is its declared dtype (staging.band_types: items' raster:bands, the
+    collection's item_assets, or the config), the one staging will store.
+    """
     import pyproj
 
+    from pcflow.staging.band_types import band_types
+    from pcflow.staging.retry import StagingError
+
+    assets = list(ds.get("assets", []))
+    try:
+        types = band_types(
+            ds.get("name", "<dataset>"), assets, items, item_assets, ds.get("raster_bands")
+        )
+    except StagingError as err:
+        return {"note": f"unknown: {err}"}
+    sizes = {key: DTYPE_BYTES.get(types[key].dtype, 8) for key in assets}
     west, south, east, north = ds["bbox"]
     read = 0.0
-    size = 2
     for item in items:
         ib = item.get("bbox") or [west, south, east, north]
         ox = max(0.0, min(east, ib[2]) - max(west, ib[0])) / max(ib[2] - ib[0], 1e-12)
         oy = max(0.0, min(north, ib[3]) - max(south, ib[1])) / max(ib[3] - ib[1], 1e-12)
-        for key in ds.get("assets", []):
+        for key in assets:
             asset = item.get("assets", {}).get(key, {})
             shape = asset.get("proj:shape") or item.get("properties", {}).get("proj:shape")
-            bands = asset.get("raster:bands") or [{}]
-            size = DTYPE_BYTES.get(str(bands[0].get("data_type")), 2)
             if shape:
-                read += math.prod(shape) * size * min(1.0, ox) * min(1.0, oy)
+                read += math.prod(shape) * sizes[key] * min(1.0, ox) * min(1.0, oy)
     to_crs = pyproj.Transformer.from_crs("EPSG:4326", ds["crs"], always_xy=True)
     xmin, ymin, xmax, ymax = to_crs.transform_bounds(west, south, east, north, densify_pts=21)
     res = float(ds["resolution"])
     nx, ny = math.ceil((xmax - xmin) / res), math.ceil((ymax - ymin) / res)
     dates = sorted({str(i.get("properties", {}).get("datetime", ""))[:10] for i in items})
-    write = nx * ny * len(dates) * len(ds.get("assets", [])) * size
+    write = sum(nx * ny * len(dates) * sizes[key] for key in assets)
     chunks = regions = 0
-    for key in ds.get("assets", []):
+    for key in assets:
         n_chunks, n_regions = _target_layout(
-            key, ("time", "y", "x"), (len(dates), ny, nx), size, staging
+            key, ("time", "y", "x"), (len(dates), ny, nx), sizes[key], staging
         )
         chunks, regions = chunks + n_chunks, regions + n_regions
     return {
         "bytes_read": int(read),
         "bytes_write": write,
-        "source_chunks": len(items) * len(ds.get("assets", [])),
+        "source_chunks": len(items) * len(assets),
         "target_chunks": chunks,
         "regions": regions,
         "window": {"x": nx, "y": ny, "dates": len(dates)},
+        "dtypes": {key: types[key].dtype for key in assets},
     }
 
 
@@ -200,7 +216,9 @@ def dataset_plan(
     if ds["kind"] == "zarr" and collection:
         out["estimate"] = estimate_zarr(ds, collection, staging)
     elif ds["kind"] == "cog" and doc is not None:
-        out["estimate"] = estimate_cog(ds, doc.get("items") or [], staging)
+        out["estimate"] = estimate_cog(
+            {**ds, "name": name}, doc.get("items") or [], staging, doc.get("collection_item_assets")
+        )
     else:
         why = "run discovery" if ds["kind"] == "cog" else "needs the STAC collection"
         out["estimate"] = {"note": f"unknown until pcflow plan can see items ({why})"}

@@ -426,6 +426,13 @@ class S2Scene:
     datetime: dt.datetime
     platform: str
     arrays: dict[str, np.ndarray]  # B04, B08 (128x128 uint16), SCL (64x64 uint8)
+    index: int = 0  # position in S2_ACQUISITIONS
+
+    @property
+    def has_raster_bands(self) -> bool:
+        """MPC's S2 items have come with and without `raster:bands` (tests/fixtures/mpc):
+        the sandbox serves both, alternating."""
+        return self.index % 2 == 0
 
     @property
     def date_path(self) -> str:
@@ -498,7 +505,7 @@ def _s2_scene(index: int, when: str, platform: str, cloud_target: float) -> S2Sc
     prod = (t + dt.timedelta(days=1)).strftime("%Y%m%dT%H%M%S")
     letter = "A" if platform.endswith("A") else "B"
     item_id = f"S2{letter}_MSIL2A_{t.strftime('%Y%m%dT%H%M%S')}_R057_T{S2_MGRS}_{prod}"
-    return S2Scene(item_id, t, platform, {"B04": b04, "B08": b08, "SCL": scl})
+    return S2Scene(item_id, t, platform, {"B04": b04, "B08": b08, "SCL": scl}, index)
 
 
 def s2_scenes() -> list[S2Scene]:
@@ -559,8 +566,16 @@ def _percent(mask: np.ndarray, valid: np.ndarray) -> float:
     return round(100.0 * float((mask & valid).sum()) / max(int(valid.sum()), 1), 6)
 
 
+def _raster_bands(band: str) -> list[dict[str, Any]]:
+    # What the COGs hold (write_cog): uint16 reflectance x10000 / uint8 SCL, nodata 0.
+    dtype = "uint8" if band == "SCL" else "uint16"
+    return [{"nodata": 0, "data_type": dtype, "spatial_resolution": S2_BANDS[band]["gsd"]}]
+
+
 def s2_item(scene: S2Scene, blob_url: str) -> dict[str, Any]:
-    """A STAC item like MPC's sentinel-2-l2a items (hrefs absolute, on the sandbox's Azurite)."""
+    """A STAC item shaped like MPC's sentinel-2-l2a items (tests/fixtures/mpc; hrefs absolute,
+    on the sandbox's Azurite): `proj:epsg`, projection v1.0.0; `raster:bands` only on the
+    scenes with `has_raster_bands` (real MPC S2 items carry none)."""
     bbox, geometry = _footprint()
     scl = scene.arrays["SCL"]
     valid = scl != SCL_NODATA
@@ -576,13 +591,7 @@ def s2_item(scene: S2Scene, blob_url: str) -> dict[str, Any]:
             "proj:bbox": [S2_X0, S2_Y0 - size, S2_X0 + size, S2_Y0],
             "proj:shape": shape,
             "proj:transform": s2_transform(band),
-            "raster:bands": [
-                {
-                    "nodata": 0,
-                    "data_type": scene.arrays[band].dtype.name,
-                    "spatial_resolution": meta["gsd"],
-                }
-            ],
+            **({"raster:bands": _raster_bands(band)} if scene.has_raster_bands else {}),
             **meta,
         }
     stamp = scene.datetime.strftime("%Y%m%dT%H%M%S")
@@ -593,7 +602,11 @@ def s2_item(scene: S2Scene, blob_url: str) -> dict[str, Any]:
             "https://stac-extensions.github.io/eo/v1.0.0/schema.json",
             "https://stac-extensions.github.io/sat/v1.0.0/schema.json",
             "https://stac-extensions.github.io/projection/v1.0.0/schema.json",
-            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+            *(
+                ["https://stac-extensions.github.io/raster/v1.1.0/schema.json"]
+                if scene.has_raster_bands
+                else []
+            ),
         ],
         "id": scene.id,
         "collection": S2_COLLECTION,
@@ -644,6 +657,7 @@ def s2_collection() -> dict[str, Any]:
             "https://stac-extensions.github.io/sat/v1.0.0/schema.json",
             "https://stac-extensions.github.io/projection/v1.0.0/schema.json",
             "https://stac-extensions.github.io/item-assets/v1.0.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
         ],
         "license": "proprietary",
         "keywords": [
@@ -667,11 +681,15 @@ def s2_collection() -> dict[str, Any]:
             "gsd": [10, 20, 60],
             "eo:bands": [S2_BANDS["B04"]["eo:bands"][0], S2_BANDS["B08"]["eo:bands"][0]],
         },
+        # Unlike MPC's sentinel-2-l2a (whose item_assets carry no raster:bands; its real JSON is
+        # tests/fixtures/mpc/sentinel-2-l2a.collection.json), the demo declares band types here,
+        # as MPC's landsat-c2-l2 does, so the demo's items without raster:bands can be staged.
         "item_assets": {
             band: {
                 "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                 "roles": ["data"],
                 **meta,
+                "raster:bands": _raster_bands(band),
             }
             for band, meta in S2_BANDS.items()
         },

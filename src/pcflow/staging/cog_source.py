@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
+from pcflow.staging.band_types import BandType, band_types
 from pcflow.staging.retry import StagingError
 
 # SCL classes masked out: 0 no data, 1 saturated/defective, 3 cloud shadow, 8/9 cloud medium/high
@@ -22,15 +24,38 @@ SCL_MASKED = (0, 1, 3, 8, 9, 10)
 MASK_BAND = "SCL"
 
 
-def _nodata(items: list[Any], band: str) -> int | float | None:
-    for item in items:
-        asset = item.assets.get(band)
-        if asset is None:
-            continue
-        for rb in asset.extra_fields.get("raster:bands", []) or []:
-            if "nodata" in rb:
-                return rb["nodata"]
-    return None
+def _check_mask(
+    dataset_name: str,
+    bands: list[str],
+    raw_items: list[dict[str, Any]],
+    types: dict[str, BandType],
+    log: logging.Logger,
+) -> bool:
+    """Whether the SCL mask applies; it is never skipped without a word.
+
+    Masking needs a nodata value for every masked band (else there is nothing to write where
+    clouds are): a band without one is an error. Items offering SCL that the config did not
+    ask for are unmasked, said loudly in the log and in each band's `pcflow_cloud_mask` attr.
+    """
+    if MASK_BAND not in bands:
+        if any(MASK_BAND in i.get("assets", {}) for i in raw_items):
+            log.warning(
+                "datasets.%s: items offer %s but it is not in assets — bands are NOT cloud "
+                "masked (add %s to datasets.%s.assets to mask)",
+                dataset_name,
+                MASK_BAND,
+                MASK_BAND,
+                dataset_name,
+            )
+        return False
+    no_nodata = [b for b in bands if b != MASK_BAND and types[b].nodata is None]
+    if no_nodata:
+        raise StagingError(
+            f"assets {no_nodata} have no nodata value ({types[no_nodata[0]].source}), so the "
+            f"{MASK_BAND} cloud mask has nothing to write — set datasets.{dataset_name}."
+            f"raster_bands.{no_nodata[0]}.nodata"
+        )
+    return True
 
 
 def load(
@@ -63,6 +88,24 @@ def load(
     missing = [b for b in bands if not any(b in i.assets for i in items)]
     if missing:
         raise StagingError(f"datasets.{dataset_name}.assets {missing} are not in the items")
+    types = band_types(
+        dataset_name,
+        bands,
+        raw_items,
+        items_doc.get("collection_item_assets"),
+        dataset_cfg.get("raster_bands"),
+    )
+    masking = _check_mask(dataset_name, bands, raw_items, types, log)
+    # odc-stac reads dtype/nodata from stac_cfg where items lack raster:bands ("*": any
+    # collection); without it a band loads as float32 with no nodata.
+    stac_cfg = {
+        "*": {
+            "assets": {
+                b: {"data_type": t.dtype, **({"nodata": t.nodata} if t.nodata is not None else {})}
+                for b, t in types.items()
+            }
+        }
+    }
     ds = odc.stac.load(
         items,
         bands=bands,
@@ -73,23 +116,29 @@ def load(
         groupby="solar_day",
         resampling="nearest",
         fail_on_error=True,
+        stac_cfg=stac_cfg,
     )
     out = {}
-    mask = None
-    if MASK_BAND in ds.data_vars:
-        mask = ds[MASK_BAND].isin(list(SCL_MASKED))
+    mask = ds[MASK_BAND].isin(list(SCL_MASKED)) if masking else None
     for band in bands:
         da = ds[band]
-        nodata = da.attrs.get("nodata", _nodata(items, band))
+        t = types[band]
+        if da.dtype != np.dtype(t.dtype):
+            raise StagingError(
+                f"asset {band!r} loaded as {da.dtype}, declared {t.dtype} ({t.source}) — "
+                f"check datasets.{dataset_name}.raster_bands.{band}"
+            )
         attrs = {k: v for k, v in da.attrs.items() if k != "nodata"}
-        if mask is not None and band != MASK_BAND and nodata is not None:
-            da = da.where(~mask, nodata)
+        if mask is not None and band != MASK_BAND:
+            da = da.where(~mask, t.nodata)
             attrs["pcflow_cloud_mask"] = f"{MASK_BAND} in {list(SCL_MASKED)} set to nodata"
-        da = da.astype(ds[band].dtype)
+        elif band != MASK_BAND:
+            attrs["pcflow_cloud_mask"] = f"none: {MASK_BAND} not in datasets.{dataset_name}.assets"
+        da = da.astype(t.dtype)
         da.attrs = attrs
-        da.encoding = {"dtype": ds[band].dtype}
-        if nodata is not None:
-            da.encoding["_FillValue"] = nodata
+        da.encoding = {"dtype": np.dtype(t.dtype)}
+        if t.nodata is not None:
+            da.encoding["_FillValue"] = t.nodata
         out[band] = da
     cube = xr.Dataset(out, attrs={"title": f"{items_doc.get('collection')} bands {bands}"})
     cube.attrs["pcflow_items"] = len(items)

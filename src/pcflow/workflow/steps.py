@@ -23,7 +23,7 @@ def run_discover(dataset: str, config: dict[str, Any], out: str, log_path: str) 
     with rule_logging(log_path, f"discover[{dataset}]") as log:
         ds = config["datasets"][dataset]
         log.info("searching %s for %s (%s)", config["stac_api"], ds["collection"], ds["kind"])
-        doc = discover.discover(dataset, ds, config["stac_api"])
+        doc = discover.discover(dataset, ds, config["stac_api"], config.get("stac"))
         doc["provenance"] = provenance.record(config)
         if doc["kind"] == "zarr":
             log.info("collection asset %s: %s", doc["asset"]["key"], doc["asset"]["href"])
