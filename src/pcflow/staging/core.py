@@ -16,6 +16,7 @@ import xarray as xr
 
 from pcflow import storage
 from pcflow.staging import plan as planmod
+from pcflow.staging import stac_collection
 from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.fastcopy import copy_chunk
 from pcflow.staging.plan import Region, VarPlan
@@ -405,6 +406,7 @@ def stage(
             n: {**p.to_json(), "attrs": _jsonable(dict(sub[n].attrs))} for n, p in plans.items()
         },
         "coords": data_plan["coords"],
+        "grid": stac_collection.grid_summary(sub),  # CRS, steps, footprint for collection.json
         "chunking": {
             "chunk_mb": cfg["chunk_mb"],
             "time_series_chunks": cfg["time_series_chunks"],
