@@ -24,6 +24,95 @@ SCL_MASKED = (0, 1, 3, 8, 9, 10)
 MASK_BAND = "SCL"
 
 
+# GDAL's own HTTP retries for COG reads (transient 429/5xx, resets): odc-stac applies these
+# rasterio settings in every read thread.
+GDAL_HTTP = {"GDAL_HTTP_MAX_RETRY": "5", "GDAL_HTTP_RETRY_DELAY": "1", "GDAL_HTTP_TIMEOUT": "60"}
+
+
+def configure_gdal_http() -> None:
+    """Set GDAL's HTTP retry/timeout options for odc-stac reads in this process."""
+    import odc.stac
+
+    odc.stac.configure_rio(cloud_defaults=True, **GDAL_HTTP)
+
+
+def _solar_day(item: dict[str, Any]) -> str:
+    """odc-stac's `solar_day` grouping: UTC time shifted by the footprint's longitude."""
+    import datetime as dt
+
+    when = dt.datetime.fromisoformat(item["properties"]["datetime"].replace("Z", "+00:00"))
+    box = item["bbox"]  # [w, s, e, n] or [w, s, zmin, e, n, zmax]
+    west, east = box[0], box[len(box) // 2]
+    return (when + dt.timedelta(hours=(west + east) / 2 / 15)).date().isoformat()
+
+
+def _read_day_band(
+    day_items: list[dict[str, Any]], band: str, geobox: Any, signing: str, stac_cfg: dict
+) -> np.ndarray:
+    """One solar day of one band, read with items signed now (fresh SAS if the last expires)."""
+    import odc.stac
+
+    from pcflow.discover import sign_item_dicts
+
+    items = sorted(sign_item_dicts(day_items, signing), key=lambda i: (str(i.datetime), i.id))
+    ds = odc.stac.load(
+        items,
+        bands=[band],
+        geobox=geobox,
+        chunks=None,
+        groupby="solar_day",
+        resampling="nearest",
+        fail_on_error=True,
+        stac_cfg=stac_cfg,
+    )
+    return ds[band].values
+
+
+def _signed_cube(
+    plan: xr.Dataset,
+    raw_items: list[dict[str, Any]],
+    bands: list[str],
+    signing: str,
+    stac_cfg: dict,
+) -> xr.Dataset:
+    """The planned cube, each (day, band) chunk a task that signs its items when it runs.
+
+    SAS tokens expire (MPC's in about an hour); signing once when the graph is built let a
+    long load read with an expired token (HTTP 403). Signing per chunk at read time takes a
+    fresh token whenever the cached one has under a minute left (planetary_computer's rule).
+    """
+    import dask
+    import dask.array
+
+    by_day: dict[str, list[dict[str, Any]]] = {}
+    for item in raw_items:
+        by_day.setdefault(_solar_day(item), []).append(item)
+    days = sorted(by_day)
+    if len(days) != plan.sizes["time"]:
+        raise StagingError(
+            f"grouping {len(raw_items)} items by solar day gave {len(days)} days, odc-stac "
+            f"planned {plan.sizes['time']} — report this with results/<dataset>/items.json"
+        )
+    geobox = plan.odc.geobox
+    out = {}
+    for band in bands:
+        shape, dtype = (1, *plan[band].shape[1:]), plan[band].dtype
+        parts = [
+            dask.array.from_delayed(
+                dask.delayed(_read_day_band, pure=True)(
+                    by_day[day], band, geobox, signing, stac_cfg
+                ),
+                shape=shape,
+                dtype=dtype,
+            )
+            for day in days
+        ]
+        data = dask.array.concatenate(parts, axis=0)
+        out[band] = xr.DataArray(data, coords=plan[band].coords, dims=plan[band].dims)
+        out[band].attrs = dict(plan[band].attrs)
+    return xr.Dataset(out, coords=plan.coords, attrs=plan.attrs)
+
+
 def _check_mask(
     dataset_name: str,
     bands: list[str],
@@ -84,7 +173,8 @@ def load(
     if not crs or not resolution:
         raise StagingError(f"datasets.{dataset_name} needs crs and resolution for kind cog")
     # Sorted by datetime then id: the cube's time order must not depend on the search order.
-    items = sorted(sign_item_dicts(raw_items, signing), key=lambda i: (str(i.datetime), i.id))
+    # Unsigned here: this graph only plans; each read signs its own items (see _signed_cube).
+    items = sorted(sign_item_dicts(raw_items, "none"), key=lambda i: (str(i.datetime), i.id))
     missing = [b for b in bands if not any(b in i.assets for i in items)]
     if missing:
         raise StagingError(f"datasets.{dataset_name}.assets {missing} are not in the items")
@@ -106,7 +196,8 @@ def load(
             }
         }
     }
-    ds = odc.stac.load(
+    configure_gdal_http()
+    plan = odc.stac.load(
         items,
         bands=bands,
         crs=crs,
@@ -118,6 +209,7 @@ def load(
         fail_on_error=True,
         stac_cfg=stac_cfg,
     )
+    ds = _signed_cube(plan, raw_items, bands, signing, stac_cfg)
     out = {}
     mask = ds[MASK_BAND].isin(list(SCL_MASKED)) if masking else None
     for band in bands:
