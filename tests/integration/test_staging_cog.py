@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import copy
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ import pytest
 from pcflow import staging
 from pcflow.estimate import estimate_cog
 from pcflow.sandbox import demo_data
+from pcflow.staging import cog_source
 from pcflow.staging.cog_source import SCL_MASKED
 from pcflow.staging.retry import StagingError
 from tests.integration.staging_helpers import PROVENANCE, items_doc, log, store_objects, target
@@ -115,3 +120,125 @@ def test_no_declared_band_type_is_one_line_before_anything_is_written(sandbox):
     }
     manifest = staging.stage(doc, "s2-bare", fixed, tgt, {}, PROVENANCE, log())
     assert np.dtype(manifest["variables"]["B04"]["dtype"]) == np.uint16
+
+
+SAS_LIFE_S = 4  # token lifetime of the short-lived SAS endpoint below
+PRIVATE = "sentinel2-private"  # the demo COGs copied into a container readable only with a SAS
+
+
+@pytest.fixture
+def private_s2(sandbox, monkeypatch):
+    """The demo S2 items, their COGs in a private container, signed through a second instance
+    of the sandbox SAS endpoint (`/api/sas/v1/sign`, real Azurite SAS) whose tokens live
+    SAS_LIFE_S seconds. (The sandbox's own S2 container is public: planetary_computer.sign
+    only signs *.blob.core.windows.net, so nothing there would ever expire.)"""
+    import requests
+    from azure.storage.blob import BlobServiceClient
+
+    from pcflow import discover
+    from pcflow.sandbox import accounts
+    from pcflow.sandbox.services import http_ready
+
+    keys = accounts.load_account_keys(sandbox.state_dir)
+    account = demo_data.S2_ACCOUNT
+    ca = sandbox.env().get("SSL_CERT_FILE") or sandbox.env().get("REQUESTS_CA_BUNDLE")
+    client = BlobServiceClient(
+        accounts.blob_endpoint(sandbox.base_port, account),
+        credential={"account_name": account, "account_key": keys[account]},
+        connection_verify=ca,
+    )
+    doc = items_doc(S2_CFG, "s2-expiry")
+    container = client.get_container_client(PRIVATE)
+    if not container.exists():
+        container.create_container()  # private: no public access
+    public = client.get_container_client(demo_data.S2_CONTAINER)
+    for item in doc["items"]:
+        for asset in item["assets"].values():
+            if f"/{account}/{demo_data.S2_CONTAINER}/" not in asset["href"]:
+                continue
+            name = asset["href"].split(f"/{demo_data.S2_CONTAINER}/", 1)[1]
+            data = public.get_blob_client(name).download_blob().readall()
+            container.get_blob_client(name).upload_blob(data, overwrite=True)
+            asset["href"] = asset["href"].replace(f"/{demo_data.S2_CONTAINER}/", f"/{PRIVATE}/")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, "-m", "pcflow.sandbox.sas_app", "--port", str(port),
+            "--state-dir", str(sandbox.state_dir), "--expiry-seconds", str(SAS_LIFE_S),
+            "--blob-port", str(sandbox.base_port),
+            "--container", f"{account}/{PRIVATE}"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    signed_at: list[float] = []
+
+    def sign_via_endpoint(items, signing):
+        # Stand-in for planetary_computer.sign on MPC: every href gets a fresh SAS now.
+        out = discover.sign_item_dicts.__wrapped__(items, "none")
+        if signing == "none":
+            return out
+        for item in out:
+            for asset in item.assets.values():
+                r = requests.get(
+                    f"http://127.0.0.1:{port}/api/sas/v1/sign",
+                    params={"href": asset.href.split("?")[0]},
+                    timeout=10,
+                )
+                r.raise_for_status()
+                asset.href = r.json()["href"]
+        signed_at.append(time.monotonic())
+        return out
+
+    try:
+        deadline = time.monotonic() + 60
+        while not http_ready(f"http://127.0.0.1:{port}/healthz"):
+            assert proc.poll() is None and time.monotonic() < deadline, "sas_app did not start"
+            time.sleep(0.2)
+        # Unsigned reads of the private copy are refused: only a valid SAS opens it.
+        href = next(a["href"] for i in doc["items"] for a in i["assets"].values())
+        assert requests.get(href, timeout=10, verify=ca).status_code in (403, 404)
+        monkeypatch.setattr(discover, "sign_item_dicts", _wrapping(sign_via_endpoint))
+        yield doc, signed_at
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _wrapping(fn):
+    from pcflow import discover
+
+    fn.__wrapped__ = discover.sign_item_dicts
+    return fn
+
+
+def _reference_b04(ds, scene):
+    cols = ((ds.x.values - demo_data.S2_X0 - 5) / 10).astype(int)
+    rows = ((demo_data.S2_Y0 - ds.y.values - 5) / 10).astype(int)
+    return scene.arrays["B04"][np.ix_(rows, cols)]
+
+
+def test_a_load_longer_than_the_token_life_re_signs(private_s2):
+    doc, signed_at = private_s2
+    cfg = {**S2_CFG, "assets": ["B04"]}
+    cube = cog_source.load(doc, "s2-expiry", cfg, "planetary-computer", log())
+    built = time.monotonic()
+    time.sleep(SAS_LIFE_S + 2)  # the load outlives any token that existed when it was planned
+    values = cube["B04"].isel(time=slice(0, 2)).compute().values
+    assert signed_at and min(signed_at) > built + SAS_LIFE_S  # signed at read time, afresh
+    scenes = sorted(demo_data.s2_scenes(), key=lambda s: s.datetime)
+    for t in range(2):
+        np.testing.assert_array_equal(values[t], _reference_b04(cube, scenes[t]))
+
+
+def test_signing_once_at_load_time_fails_when_the_token_expires(private_s2):
+    # What cog_source did before: sign every item when the graph is built, read later.
+    import odc.stac
+
+    from pcflow import discover
+
+    doc, _ = private_s2
+    items = discover.sign_item_dicts(doc["items"], "planetary-computer")
+    cube = odc.stac.load(items, bands=["B04"], crs=S2_CFG["crs"], resolution=10,
+                         bbox=S2_CFG["bbox"], chunks={}, groupby="solar_day",
+                         fail_on_error=True)  # fmt: skip
+    time.sleep(SAS_LIFE_S + 2)
+    with pytest.raises(Exception, match="403|AuthenticationFailed|Authorization|HTTP"):
+        cube["B04"].isel(time=0).compute()
