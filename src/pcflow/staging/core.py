@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from pcflow import storage
+from pcflow.staging import distributed
 from pcflow.staging import plan as planmod
 from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.fastcopy import copy_chunk
@@ -325,7 +326,12 @@ def stage(
             block = await sources[p.name].read_block(p.name, meta.chunk_slices(idx), p.offset)
             return await writer.encode_and_put(meta, key, block, idx)
 
-        if raw_source is not None:
+        on_cluster = distributed.cluster_config(staging_cfg)
+        why = on_cluster and distributed.supported(plans, sources, raw_source)
+        if why:
+            log.warning("staging.cluster: %s: writing the regions in this process", why)
+            on_cluster = None
+        if raw_source is not None and not on_cluster:
             # Reference counts for the decoded-source cache: each source chunk is decoded once
             # and dropped after its last planned reader, so memory follows the chunks in flight.
             for r in pending:
@@ -335,7 +341,15 @@ def stage(
                         sl = meta.chunk_slices(idx)
                         raw_source.cache.expect(raw_source.source_chunks_for(r.var, sl, p.offset))
         t_write = time.monotonic()
-        if pending:
+        if pending and on_cluster:  # region writes as tasks on a Dask cluster
+            job = distributed.make_job(
+                auth, root, plans, streamed, writer.concurrency, cfg, raw_source
+            )
+            done.update(distributed.run_on_cluster(
+                on_cluster, job, pending, metas, so, stats, log,
+                float(staging_cfg.get("task_mb", distributed.DEFAULT_TASK_MB)),
+            ))  # fmt: skip
+        elif pending:
             done.update(writer.run_regions(pending, plans, metas, orders, chunk_fn))
         write_s = time.monotonic() - t_write
         if raw_source is not None:
