@@ -172,6 +172,7 @@ class RegionJob:
     cache_capacity: int
     load_slots: int
     server_side_copy: bool
+    prefetch: int = 2
     variables: list[str] = field(default_factory=list)  # source variable names
 
 
@@ -298,6 +299,7 @@ def write_regions(
         source.cpu = writer.cpu
         source.cache.capacity = job.cache_capacity
         source.load_slots = job.load_slots
+        source.prefetch = job.prefetch
         names = sorted({r.var for r in regions})
         metas = {n: writer.array_meta(n) for n in names}
         orders = {n: _order(job, n, metas[n], source) for n in names}
@@ -363,6 +365,7 @@ def make_job(
         threads=int(cfg["threads"]),
         cache_capacity=int(raw_source.cache.capacity),
         load_slots=int(raw_source.load_slots),
+        prefetch=int(raw_source.prefetch),
         server_side_copy=bool(cfg["server_side_copy"]),
         variables=list(raw_source.meta),
     )
