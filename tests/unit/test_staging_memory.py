@@ -1,4 +1,4 @@
-"""Staging's memory arithmetic with real-size (Daymet-HI, 242 MB) source chunks, and the cache cap."""
+"""Staging's memory arithmetic with real-size (Daymet-HI, 242 MB) chunks, and the cache cap."""
 
 from __future__ import annotations
 
