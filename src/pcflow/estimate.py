@@ -422,8 +422,15 @@ def _layout(
     regions = math.ceil(nchunks / per_region)
     task_mb = float(staging.get("task_mb", distributed.DEFAULT_TASK_MB))
     per_task = max(1, int(task_mb * 1e6 // max(per_region * chunk_bytes, 1)))
+    # Without a cache, each target chunk reads every source chunk it overlaps (upper bound).
+    per_chunk_src = math.prod(
+        min(-(-n // sc) + 1, -(-(c - 1) // sc) + 1)
+        for n, c, sc in zip(shape, chunks, src_chunks, strict=False)
+    )
     return {
         "mode": "copy" if aligned else "encode",
+        "uncached_source_chunks": nchunks * per_chunk_src if not aligned else touched,
+        "shape": list(shape),
         "target_chunks": nchunks,
         "regions": regions,
         "tasks": math.ceil(regions / per_task),
@@ -433,6 +440,21 @@ def _layout(
         "bytes": math.prod(shape) * size,
         "working_set_bytes": held * math.prod(src_chunks) * size,
     }
+
+
+def _memory_fit(layouts: Sequence[Mapping[str, Any]], staging: Mapping[str, Any]) -> Any:
+    """staging.memory.fit for these arrays (what one staging worker will hold)."""
+    from pcflow.staging import memory
+
+    costs = [
+        memory.VarCost(lay["mode"], lay["chunk_bytes"], lay["source_chunk_bytes"]
+                       if lay["mode"] == "encode" else 0, lay["working_set_bytes"])
+        for lay in layouts
+    ]  # fmt: skip
+    return memory.fit(
+        float(staging.get("memory_mb", 1024)), int(staging.get("concurrency", 8)),
+        int(staging.get("threads") or 2), costs,
+    )  # fmt: skip
 
 
 def time_model(est: Mapping[str, Any], staging: Mapping[str, Any]) -> dict[str, Any]:
@@ -450,14 +472,21 @@ def time_model(est: Mapping[str, Any], staging: Mapping[str, Any]) -> dict[str, 
     rates = {**DEFAULT_RATES, **(staging.get("rates") or {})}
     layouts = est.get("layouts") or []
     read, write = float(est.get("bytes_read") or 0), float(est.get("bytes_write") or 0)
+    fitted = _memory_fit(layouts, staging)
+    if layouts and fitted.rereads and any(lay["mode"] == "encode" for lay in layouts):
+        # The cache cannot hold a write strip's source chunks: they are read (and decoded)
+        # again by each target chunk that needs them. Count that, as an upper bound.
+        reread = sum(lay["uncached_source_chunks"] * lay["source_chunk_bytes"] for lay in layouts)
+        read = max(read, float(reread))
+        layouts = [{**lay, "source_chunks": lay["uncached_source_chunks"]} for lay in layouts]
     encode_in = sum(lay["source_chunks"] * lay["source_chunk_bytes"] for lay in layouts
                     if lay["mode"] == "encode")  # fmt: skip
     encode_out = sum(lay["bytes"] for lay in layouts if lay["mode"] == "encode")
     if not layouts:  # COG: everything is decoded and re-encoded
         encode_in, encode_out = read, write
     if layouts:  # staging's own layout (aligned arrays keep the source chunks)
-        requests = int(est.get("source_chunks") or 0) + sum(
-            lay["target_chunks"] + lay["regions"] for lay in layouts
+        requests = sum(
+            lay["source_chunks"] + lay["target_chunks"] + lay["regions"] for lay in layouts
         )
         tasks = max(1, sum(lay["tasks"] for lay in layouts))
     else:
@@ -473,14 +502,7 @@ def time_model(est: Mapping[str, Any], staging: Mapping[str, Any]) -> dict[str, 
     if staging.get("cluster_workers") and int(staging["cluster_workers"]) not in workers:
         workers.append(int(staging["cluster_workers"]))
     wall = {n: rates["fixed_s"] + work_s / min(n, tasks) for n in sorted(workers)}
-    costs = [
-        memory.VarCost(lay["mode"], lay["chunk_bytes"], lay["source_chunk_bytes"]
-                       if lay["mode"] == "encode" else 0, lay["working_set_bytes"])
-        for lay in layouts
-    ]  # fmt: skip
     memory_mb = float(staging.get("memory_mb", 1024))
-    threads = int(staging.get("threads") or 2)
-    fitted = memory.fit(memory_mb, concurrency, threads, costs)
     warnings = []
     if fitted.over_budget:
         warnings.append(
@@ -496,6 +518,7 @@ def time_model(est: Mapping[str, Any], staging: Mapping[str, Any]) -> dict[str, 
         )
     return {
         "rates": rates,
+        "bytes_read": int(read),
         "requests": requests,
         "tasks": tasks,
         "work_s": round(work_s, 1),
@@ -522,7 +545,8 @@ def format_time_model(tm: Mapping[str, Any]) -> list[str]:
     r = tm["rates"]
     walls = ", ".join(f"{n} worker(s) {human_seconds(s)}" for n, s in tm["wall_s"].items())
     lines = [
-        f"    requests {tm['requests']}, tasks {tm['tasks']}; estimated wall time: {walls}",
+        f"    requests {tm['requests']}, tasks {tm['tasks']}, source bytes read "
+        f"{human(tm['bytes_read'])}; estimated wall time: {walls}",
         f"      (per worker: read {r['read_MBps']:g} MB/s, write {r['write_MBps']:g} MB/s, codec"
         f" {r['codec_MBps']:g} MB/s, {r['request_ms']:g} ms/request, + {r['fixed_s']:g} s"
         " driver; staging.rates overrides)",
