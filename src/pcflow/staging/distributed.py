@@ -354,7 +354,17 @@ def make_job(
     cfg: dict[str, Any],
     raw_source: Any,
 ) -> RegionJob:
-    """The RegionJob for a store the driver has planned (sizes as `_bounded_concurrency` set)."""
+    """The RegionJob for a store the driver has planned (sizes as `_bounded_concurrency` set).
+
+    Refuses (one line) to ship an account key or connection string to workers: a source that
+    needs one cannot be staged on a cluster (give it a SAS, or stage in-process)."""
+    options = auth.asset.get("xarray:storage_options") or {}
+    secret = sorted({"account_key", "connection_string", "client_secret"} & set(options))
+    if secret:
+        raise StagingError(
+            f"staging.cluster: the source asset's storage options hold {secret[0]}, which must "
+            "not be sent to workers — use a SAS (sas_token / credential) or drop staging.cluster"
+        )
     return RegionJob(
         asset=auth.asset,  # unsigned: each worker signs for itself
         signing=auth.signing,
