@@ -211,6 +211,7 @@ class ZarrV2Source:
     """Raw chunk access to a Zarr v2 store on Azure Blob Storage (adlfs)."""
 
     kind = "zarr"
+    prefetch = PREFETCH  # source chunks loaded at once per target chunk (fit to memory_mb)
 
     def __init__(self, auth: SourceAuth, ds: xr.Dataset, log: logging.Logger, stats: dict):
         self.auth = auth
@@ -224,10 +225,9 @@ class ZarrV2Source:
         biggest = max((m.chunk_nbytes for m in self.meta.values()), default=0)
         self.cache = ChunkCache(max(256 * 2**20, 4 * biggest))
         self.cpu: Any = None  # executor set by the writer
-        # Source chunks being fetched/decoded/copied at once, over all target chunks in flight,
-        # and per target chunk (`_bounded_concurrency` lowers both to fit staging.memory_mb).
+        # Source chunks being fetched/decoded/copied at once, over all target chunks in flight
+        # (`_bounded_concurrency` lowers it and `prefetch` to fit staging.memory_mb).
         self.load_slots = 8
-        self.prefetch = PREFETCH
         self._loads: asyncio.Semaphore | None = None
         self._service: tuple[int, Any] | None = None
         self._retired: list[Any] = []
