@@ -70,6 +70,26 @@ def source_asset(name: str) -> dict[str, Any]:
     }
 
 
+def sas_items_doc(name: str) -> dict[str, Any]:
+    """items_doc with a read/list SAS for the bench container instead of the key: what cluster
+    workers may receive (staging refuses to ship an account key)."""
+    import datetime as dt
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    token = generate_container_sas(
+        os.environ["PCFLOW_TARGET_ACCOUNT_NAME"], CONTAINER,
+        account_key=os.environ["PCFLOW_TARGET_ACCOUNT_KEY"],
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2),
+    )  # fmt: skip
+    doc = items_doc(name)
+    doc["asset"]["xarray:storage_options"] = {
+        "account_name": os.environ["PCFLOW_TARGET_ACCOUNT_NAME"], "sas_token": token,
+    }  # fmt: skip
+    return doc
+
+
 def items_doc(name: str) -> dict[str, Any]:
     return {
         "dataset": name, "kind": "zarr", "collection": "bench", "signing": "none",
@@ -116,6 +136,134 @@ def make_source(n: int, tile: int = CHUNK_XY) -> tuple[str, int]:
         ds.to_zarr(local, zarr_format=2, consolidated=True, encoding=enc)
         fs.put(str(local), root, recursive=True)
     return name, sum(fs.du(root, total=False).values())
+
+
+# Daymet-HI's real grid size and chunking: 584 x 284 cells, one-year chunks of 242 MB decoded.
+REAL_NY, REAL_NX = 584, 284
+REAL_MEMORY_MB = (1024, 2048)
+
+
+def make_real_source() -> tuple[str, int]:
+    """One variable (tmax) on Daymet-HI's real grid size in its real (365, 584, 284) chunks,
+    2 years, ocean (~half the cells) NaN; written chunk by chunk (never the whole array)."""
+    import numcodecs
+    import pandas as pd
+    import xarray as xr
+
+    from pcflow import storage
+    from pcflow.sandbox import demo_data
+
+    name = "daymet-real-chunks"
+    fs = storage.filesystem(storage.target_storage_options(target_cfg("x")))
+    root = f"{CONTAINER}/bench-src/{name}.zarr"
+    if fs.exists(f"{root}/.zmetadata"):
+        return name, sum(fs.du(root, total=False).values())
+    days = pd.date_range("2019-01-01T12:00", periods=730, freq="D")
+    x = demo_data.DAYMET_X0 + 1000.0 * np.arange(REAL_NX)
+    y = demo_data.DAYMET_Y0 - 1000.0 * np.arange(REAL_NY)
+    yy, xx = np.mgrid[0:REAL_NY, 0:REAL_NX]
+    ocean = ((yy - REAL_NY / 2) / (REAL_NY / 2)) ** 2 + (
+        (xx - REAL_NX / 2) / (REAL_NX / 2)
+    ) ** 2 > 0.6
+    comp = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+    attrs = {"grid_mapping": "lambert_conformal_conic", "units": "degrees C"}
+    template = xr.Dataset(
+        {"tmax": (("time", "y", "x"), np.zeros((730, REAL_NY, REAL_NX), "float32"), attrs),
+         "lambert_conformal_conic": ((), np.int16(0), dict(demo_data.LCC_ATTRS))},
+        coords={"time": days, "y": y, "x": x},
+    ).chunk({"time": 365})  # fmt: skip
+    enc = {"tmax": {"chunks": (365, REAL_NY, REAL_NX), "compressors": (comp,),
+                    "_FillValue": np.float32("nan")}}  # fmt: skip
+    rng = np.random.default_rng(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "s.zarr"
+        template.to_zarr(local, zarr_format=2, compute=False, encoding=enc)
+        for year in range(2):
+            block = (20 + rng.normal(0, 2, (365, REAL_NY, REAL_NX))).astype("float32")
+            block[:, ocean] = np.nan
+            part = xr.Dataset({"tmax": (("time", "y", "x"), np.round(block, 1))})
+            part.to_zarr(local, region={"time": slice(365 * year, 365 * (year + 1))})
+            del block, part
+        import zarr
+
+        zarr.consolidate_metadata(str(local))
+        fs.put(str(local), root, recursive=True)
+    return name, sum(fs.du(root, total=False).values())
+
+
+def real_subset_cfg() -> dict[str, Any]:
+    """A bbox inside the grid (not aligned with its single tile) and a time cut through years."""
+    import pyproj
+
+    from pcflow.sandbox import demo_data
+
+    x = demo_data.DAYMET_X0 + 1000.0 * np.array([60, 200])
+    y = demo_data.DAYMET_Y0 - 1000.0 * np.array([150, 450])
+    tr = pyproj.Transformer.from_crs(demo_data.daymet_crs(), "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(x, y)
+    return {"kind": "zarr", "signing": "none", "variables": ["tmax"],
+            "bbox": [float(min(lon)), float(min(lat)), float(max(lon)), float(max(lat))],
+            "datetime": "2019-03-10/2020-07-01"}  # fmt: skip
+
+
+def real_child(name: str, memory_mb: float, keep: bool) -> None:
+    """Stage the real-size subset once in this (fresh) process; print peak and baseline RSS."""
+    from pcflow import staging  # noqa: F401 - the libraries a staging process holds
+    from pcflow.staging import memory
+
+    warm_up_imports()
+    baseline = current_rss_mb()
+    prefix = f"bench-mem/{uuid.uuid4().hex[:8]}"
+    out = run_pcflow(name, real_subset_cfg(), prefix, {"memory_mb": memory_mb})
+    if not keep:
+        remove_prefix(prefix)
+    run = out["run"]
+    print(json.dumps({
+        "peak_rss_MB": peak_rss_self_mb(), "baseline_rss_MB": baseline,
+        "seconds": out["seconds"], "concurrency": run.get("concurrency"),
+        "cache_peak_MB": run.get("source_cache_peak_mb"),
+        "cache_cap_MB": run.get("source_cache_cap_mb"),
+        "source_MB": round((run.get("source_bytes") or 0) / 1e6, 1),
+        "overhead_MB": memory.OVERHEAD_MB,
+    }))  # fmt: skip
+
+
+def warm_up_imports() -> None:
+    """Import what staging imports lazily (xarray backends, adlfs, the codecs, pyproj)."""
+    import adlfs  # noqa: F401
+    import numcodecs  # noqa: F401
+    import pyproj
+
+    pyproj.CRS.from_epsg(4326)
+
+
+def current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cluster_stage_s(name: str, n: int, workers: int, keep: bool) -> dict:
+    """Stage the bench subset with its region writes on a cluster of `workers` workers: the
+    sandbox's Dask Gateway when DASK_GATEWAY__ADDRESS is set, else a LocalCluster."""
+    backend = "gateway" if os.environ.get("DASK_GATEWAY__ADDRESS") else "local"
+    cluster = {"backend": backend, "gateway": {
+        "auth": "basic", "cluster_options": {"worker_cores": 1, "worker_memory": 2}}}  # fmt: skip
+    prefix = f"bench-cluster/{uuid.uuid4().hex[:8]}"
+    cfg = {**BENCH_STAGING, "cluster": cluster, "cluster_workers": workers, "task_mb": 64}
+    from pcflow import staging
+
+    t0 = time.perf_counter()
+    manifest = staging.stage(
+        sas_items_doc(name), name, subset_cfg(n), target_cfg(prefix), cfg, {},
+        logging.getLogger("bench"),
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    if not keep:
+        remove_prefix(prefix)
+    return {"seconds": seconds, "backend": backend, "run": manifest["run"],
+            "checksum": manifest["checksum"]}  # fmt: skip
 
 
 def remove_prefix(prefix: str) -> None:
@@ -390,8 +538,12 @@ def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="keep what the runs wrote")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--real-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.real_child:
+        real_child(args.real_child[0], float(args.real_child[1]), args.keep)
+        return
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]), args.keep)
         return
@@ -489,7 +641,47 @@ def main() -> None:
     print("  (memory: chunks in flight + the decoded-source cache, whose working set is a strip")
     print(f"   of {strip} source columns: flat once both datasets fill the pipeline and a strip;")
     print("   the aligned copy and the naive run are for reference)")
+    # Real-size (242 MB) source chunks: peak RSS at two budgets, each in a fresh process.
+    real_name, real_bytes = make_real_source()
+    print(f"\nreal-size chunks: {real_name} (365 x {REAL_NY} x {REAL_NX} float32 chunks, "
+          f"{real_bytes / 1e6:.0f} MB stored), subset {real_subset_cfg()['bbox']}")  # fmt: skip
+    real = {}
+    for mem_mb in REAL_MEMORY_MB:
+        res = subprocess.run(
+            [sys.executable, __file__, "--real-child", real_name, str(mem_mb),
+             *(["--keep"] if args.keep else [])],
+            capture_output=True, text=True, check=False, env=dict(os.environ),
+        )  # fmt: skip
+        if res.returncode != 0:
+            raise RuntimeError(f"real-chunk child {mem_mb} failed: {res.stderr[-1500:]}")
+        real[mem_mb] = json.loads(res.stdout.strip().splitlines()[-1])
+        r = real[mem_mb]
+        limit = (mem_mb + r["overhead_MB"]) * 1e6 / 2**20
+        print(
+            f"  memory_mb={mem_mb}: peak RSS {r['peak_rss_MB']:.0f} MiB (baseline after "
+            f"imports {r['baseline_rss_MB']:.0f} MiB; budget + overhead {limit:.0f} MiB), "
+            f"{r['concurrency']} in flight, cache peak/cap {r['cache_peak_MB']}/"
+            f"{r['cache_cap_MB']} MB, source read {r['source_MB']} MB, {r['seconds']:.1f} s"
+        )
+
+    # Region writes on a cluster (1 and 2 workers), same subset as (b).
+    clustered = {w: cluster_stage_s(name, n, w, args.keep) for w in (1, 2)}
+    for w, c in clustered.items():
+        print(f"  cluster ({c['backend']}) {w} worker(s): {c['seconds']:.1f} s "
+              f"({c['run'].get('cluster_tasks')} tasks; in-process subset: "
+              f"{subset['seconds']:.1f} s)")  # fmt: skip
+    same = clustered[1]["checksum"] == clustered[2]["checksum"]
+
     summary = {
+        "peak_rss_MB_real_chunks_1024": round(real[1024]["peak_rss_MB"], 1),
+        "peak_rss_MB_real_chunks_2048": round(real[2048]["peak_rss_MB"], 1),
+        "real_chunks_baseline_rss_MB": round(real[1024]["baseline_rss_MB"], 1),
+        "memory_overhead_MB": real[1024]["overhead_MB"],
+        "cluster_stage_s_1w": round(clustered[1]["seconds"], 2),
+        "cluster_stage_s_2w": round(clustered[2]["seconds"], 2),
+        "cluster_backend": clustered[1]["backend"],
+        "cluster_same_checksum": same,
+        "subset_floor_ratio": round(floor_s / subset["seconds"], 3),
         "raw_upload_MBps": round(mbps(raw), 2),
         "aligned_copy_MBps": round(mbps(aligned), 2),
         "aligned_client_copy_MBps": round(mbps(aligned_client), 2),

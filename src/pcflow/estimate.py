@@ -95,6 +95,7 @@ def estimate_zarr(
     lo, hi = max(t_start, q_start), min(t_end, q_end)
     total_days = (t_end - t_start).days + 1
     read = write = chunks_read = chunks_write = regions = 0
+    layouts: list[dict[str, Any]] = []  # per variable: what the time and memory model needs
     for name in ds.get("variables") or [k for k, v in cvars.items() if v.get("type") == "data"]:
         var = cvars.get(name, {})
         shape, vdims = var.get("shape"), var.get("dimensions")
@@ -117,7 +118,9 @@ def estimate_zarr(
         n_chunks, n_regions = _target_layout(name, vdims, vshape, size, staging)
         chunks_write += n_chunks
         regions += n_regions
+        layouts.append(_layout(vdims, vshape, shape, chunk, window, size, staging, touched))
     return {
+        "layouts": layouts,
         "bytes_read": read,
         "bytes_write": write,
         "source_chunks": chunks_read,
@@ -225,6 +228,8 @@ def dataset_plan(
     target_region = config.get("target", {}).get("region")
     out["regions"] = {"source": source_region, "target": target_region}
     est = out["estimate"]
+    if "note" not in est:
+        out["time_model"] = time_model(est, staging)
     if source_region and target_region and source_region != target_region:
         out["egress_bytes"] = est.get("bytes_read")
     else:
@@ -255,6 +260,8 @@ def format_plan(
                 f" write {human(est['bytes_write'])} ({est['target_chunks']} chunks,"
                 f" {est['regions']} regions); window {est['window']}"
             )
+        if p.get("time_model"):
+            lines += format_time_model(p["time_model"])
         src, dst = p["regions"]["source"], p["regions"]["target"]
         if p["egress_bytes"]:
             lines.append(
@@ -378,3 +385,193 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- how long and how much memory: the time model ------------------------------------------------
+
+# Per-worker rates of a staging worker (2 cores, 8 requests in flight); override with
+# staging.rates. codec: bench/staging.py's subset costs ~1 client CPU-second per 143 MB decoded
+# + encoded (HTTP, TLS and MD5 included), so one core's worth; read/write: an assumption for an
+# Azure VM in the data's region (the sandbox's Azurite shares the client's cores and caps these
+# at 19-30 MB/s there). docs/staging.md "The plan's time model".
+DEFAULT_RATES = {
+    "read_MBps": 80.0,  # source bytes downloaded per second (uncompressed equivalent)
+    "write_MBps": 80.0,  # target bytes uploaded per second (uncompressed equivalent)
+    "codec_MBps": 140.0,  # bytes decoded + re-encoded (+ MD5) per second, re-encoded arrays
+    "request_ms": 15.0,  # latency of one request, overlapped `concurrency` ways
+    "fixed_s": 10.0,  # driver: open, template, consolidate, verify (not parallel)
+}
+DEFAULT_PLAN_WORKERS = (1, 4, 16)
+
+
+def _layout(
+    dims: Sequence[str],
+    shape: Sequence[int],
+    src_shape: Sequence[int],
+    src_chunks: Sequence[int],
+    window: Mapping[str, tuple[int, int]],
+    size: int,
+    staging: Mapping[str, Any],
+    touched: int,
+) -> dict[str, Any]:
+    """One variable's target chunking and copy/encode mode, as staging would decide it."""
+    from pcflow.staging import plan as staging_plan
+
+    starts = [window.get(d, (n, 0))[1] for d, n in zip(dims, src_shape, strict=True)]
+    aligned = bool(staging.get("copy_aligned", True)) and all(
+        staging_plan.aligned(i0, i0 + n, full, c)
+        for i0, n, full, c in zip(starts, shape, src_shape, src_chunks, strict=False)
+    )
+    if aligned:
+        chunks = tuple(min(c, n) for c, n in zip(src_chunks, shape, strict=False))
+    else:
+        chunks = staging_plan.plan_chunks(
+            tuple(dims), tuple(shape), size, float(staging.get("chunk_mb", 100)),
+            bool(staging.get("time_series_chunks", True)),
+        )  # fmt: skip
+    offset = tuple(starts)
+    held = 0
+    if not aligned:
+        held = staging_plan.strip_working_set(tuple(shape), chunks, offset, tuple(src_chunks))
+    from pcflow.staging import distributed
+
+    chunk_bytes = math.prod(chunks) * size
+    nchunks = math.prod(math.ceil(n / c) for n, c in zip(shape, chunks, strict=False))
+    # Regions and tasks exactly as staging groups them (plan.regions_for, distributed.batches).
+    region_mb = float(staging.get("region_mb", staging_plan.DEFAULT_REGION_MB))
+    per_region = max(1, int(region_mb * 1e6 // max(chunk_bytes, 1)))
+    regions = math.ceil(nchunks / per_region)
+    task_mb = float(staging.get("task_mb", distributed.DEFAULT_TASK_MB))
+    per_task = max(1, int(task_mb * 1e6 // max(per_region * chunk_bytes, 1)))
+    # Without a cache, each target chunk reads every source chunk it overlaps (upper bound).
+    per_chunk_src = math.prod(
+        min(-(-n // sc) + 1, -(-(c - 1) // sc) + 1)
+        for n, c, sc in zip(shape, chunks, src_chunks, strict=False)
+    )
+    return {
+        "mode": "copy" if aligned else "encode",
+        "uncached_source_chunks": nchunks * per_chunk_src if not aligned else touched,
+        "shape": list(shape),
+        "target_chunks": nchunks,
+        "regions": regions,
+        "tasks": math.ceil(regions / per_task),
+        "chunk_bytes": chunk_bytes,
+        "source_chunk_bytes": math.prod(src_chunks) * size,
+        "source_chunks": touched,
+        "bytes": math.prod(shape) * size,
+        "working_set_bytes": held * math.prod(src_chunks) * size,
+    }
+
+
+def _memory_fit(layouts: Sequence[Mapping[str, Any]], staging: Mapping[str, Any]) -> Any:
+    """staging.memory.fit for these arrays (what one staging worker will hold)."""
+    from pcflow.staging import memory
+
+    costs = [
+        memory.VarCost(lay["mode"], lay["chunk_bytes"], lay["source_chunk_bytes"]
+                       if lay["mode"] == "encode" else 0, lay["working_set_bytes"])
+        for lay in layouts
+    ]  # fmt: skip
+    return memory.fit(
+        float(staging.get("memory_mb", 1024)), int(staging.get("concurrency", 8)),
+        int(staging.get("threads") or 2), costs,
+    )  # fmt: skip
+
+
+def time_model(est: Mapping[str, Any], staging: Mapping[str, Any]) -> dict[str, Any]:
+    """Estimated wall time for N workers and memory per worker, from a size estimate.
+
+    work (one worker) = max(transfer, codec) + requests x latency / concurrency, where
+    transfer = read / read_MBps + written / write_MBps (I/O overlaps the codec), codec =
+    (source bytes decoded + target bytes encoded) / codec_MBps for re-encoded arrays only;
+    wall(N) = fixed_s + work / min(N, tasks): tasks (about staging.task_mb of target each,
+    never more than the regions) are what N workers share. Sizes are uncompressed: an upper
+    bound for the transfer.
+    """
+    from pcflow.staging import memory
+
+    rates = {**DEFAULT_RATES, **(staging.get("rates") or {})}
+    layouts = est.get("layouts") or []
+    read, write = float(est.get("bytes_read") or 0), float(est.get("bytes_write") or 0)
+    fitted = _memory_fit(layouts, staging)
+    if layouts and fitted.rereads and any(lay["mode"] == "encode" for lay in layouts):
+        # The cache cannot hold a write strip's source chunks: they are read (and decoded)
+        # again by each target chunk that needs them. Count that, as an upper bound.
+        reread = sum(lay["uncached_source_chunks"] * lay["source_chunk_bytes"] for lay in layouts)
+        read = max(read, float(reread))
+        layouts = [{**lay, "source_chunks": lay["uncached_source_chunks"]} for lay in layouts]
+    encode_in = sum(lay["source_chunks"] * lay["source_chunk_bytes"] for lay in layouts
+                    if lay["mode"] == "encode")  # fmt: skip
+    encode_out = sum(lay["bytes"] for lay in layouts if lay["mode"] == "encode")
+    if not layouts:  # COG: everything is decoded and re-encoded
+        encode_in, encode_out = read, write
+    if layouts:  # staging's own layout (aligned arrays keep the source chunks)
+        requests = sum(
+            lay["source_chunks"] + lay["target_chunks"] + lay["regions"] for lay in layouts
+        )
+        tasks = max(1, sum(lay["tasks"] for lay in layouts))
+    else:
+        keys = ("source_chunks", "target_chunks", "regions")
+        requests = sum(int(est.get(k) or 0) for k in keys)
+        tasks = max(1, int(est.get("regions") or 1))
+    concurrency = int(staging.get("concurrency", 8))
+    transfer_s = read / 1e6 / rates["read_MBps"] + write / 1e6 / rates["write_MBps"]
+    codec_s = (encode_in + encode_out) / 1e6 / rates["codec_MBps"]
+    request_s = requests * rates["request_ms"] / 1e3 / max(1, concurrency)
+    work_s = max(transfer_s, codec_s) + request_s
+    workers = list(staging.get("plan_workers") or DEFAULT_PLAN_WORKERS)
+    if staging.get("cluster_workers") and int(staging["cluster_workers"]) not in workers:
+        workers.append(int(staging["cluster_workers"]))
+    wall = {n: rates["fixed_s"] + work_s / min(n, tasks) for n in sorted(workers)}
+    memory_mb = float(staging.get("memory_mb", 1024))
+    warnings = []
+    if fitted.over_budget:
+        warnings.append(
+            f"staging.memory_mb={memory_mb:g} is below one chunk in flight: a worker will hold "
+            f"~{fitted.peak / 1e6:.0f} MB + {memory.OVERHEAD_MB} MB; raise memory_mb or lower "
+            "chunk_mb"
+        )
+    if fitted.rereads and any(lay["mode"] == "encode" for lay in layouts):
+        warnings.append(
+            f"decoded-source cache {fitted.cache / 1e6:.0f} MB < the write strip's "
+            f"{fitted.working_set / 1e6:.0f} MB: source chunks will be read more than once "
+            "(raise staging.memory_mb, or time_series_chunks: false)"
+        )
+    return {
+        "rates": rates,
+        "bytes_read": int(read),
+        "requests": requests,
+        "tasks": tasks,
+        "work_s": round(work_s, 1),
+        "transfer_s": round(transfer_s, 1),
+        "codec_s": round(codec_s, 1),
+        "request_s": round(request_s, 1),
+        "wall_s": {str(n): round(s, 1) for n, s in wall.items()},
+        "memory_per_worker_MB": round(fitted.peak / 1e6 + memory.OVERHEAD_MB),
+        "memory": memory.describe(fitted, memory_mb),
+        "warnings": warnings,
+    }
+
+
+def human_seconds(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def format_time_model(tm: Mapping[str, Any]) -> list[str]:
+    """The plan's lines for one dataset's time model."""
+    r = tm["rates"]
+    walls = ", ".join(f"{n} worker(s) {human_seconds(s)}" for n, s in tm["wall_s"].items())
+    lines = [
+        f"    requests {tm['requests']}, tasks {tm['tasks']}, source bytes read "
+        f"{human(tm['bytes_read'])}; estimated wall time: {walls}",
+        f"      (per worker: read {r['read_MBps']:g} MB/s, write {r['write_MBps']:g} MB/s, codec"
+        f" {r['codec_MBps']:g} MB/s, {r['request_ms']:g} ms/request, + {r['fixed_s']:g} s"
+        " driver; staging.rates overrides)",
+        f"    memory per worker: ~{tm['memory_per_worker_MB']} MB ({tm['memory']})",
+    ]
+    lines += [f"    WARNING: {w}" for w in tm["warnings"]]
+    return lines

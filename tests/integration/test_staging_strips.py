@@ -86,9 +86,8 @@ def test_strip_order_gives_the_source_values_within_the_cache_cap(tiled_source, 
         np.testing.assert_array_equal(ds[v].values, ref[v].values)
 
     run = manifest["run"]
-    # The cache evicts as soon as an insert takes it past its cap: one chunk over at most.
-    one_chunk_mb = 365 * SOURCE_TILE * SOURCE_TILE * 4 / 1e6
-    assert 0 < run["source_cache_peak_mb"] <= run["source_cache_cap_mb"] + one_chunk_mb + 0.01
+    # The cache makes room before it inserts: never above its cap.
+    assert 0 < run["source_cache_peak_mb"] <= run["source_cache_cap_mb"]
     # Every source chunk is read; re-reads are the price of strips: the source columns at strip
     # edges, at most 1/strip more, plus verification's reads (up to 2 chunks per array).
     fs = storage.filesystem(storage.target_storage_options(tgt))

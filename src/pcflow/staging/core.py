@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from pcflow import storage
+from pcflow.staging import distributed, memory
 from pcflow.staging import plan as planmod
 from pcflow.staging import stac_collection
 from pcflow.staging.codec import ArrayMeta
@@ -24,7 +25,7 @@ from pcflow.staging.retry import StagingError, short_sdk_retries
 from pcflow.staging.verify import array_checksum, chunk_md5s, verify_store
 from pcflow.staging.writer import FORMAT, STATE, StoreWriter
 from pcflow.staging.xarray_source import DatasetSource
-from pcflow.staging.zarr_source import PREFETCH, SourceAuth, ZarrV2Source, open_dataset
+from pcflow.staging.zarr_source import SourceAuth, ZarrV2Source, open_dataset
 
 PROVENANCE_ATTR = "pcflow_provenance"
 ZARR_FORMAT = 2  # MPC's convention: Zarr v2 + consolidated metadata, read with consolidated=True
@@ -326,7 +327,12 @@ def stage(
             block = await sources[p.name].read_block(p.name, meta.chunk_slices(idx), p.offset)
             return await writer.encode_and_put(meta, key, block, idx)
 
-        if raw_source is not None:
+        on_cluster = distributed.cluster_config(staging_cfg)
+        why = on_cluster and distributed.supported(plans, sources, raw_source)
+        if why:
+            log.warning("staging.cluster: %s: writing the regions in this process", why)
+            on_cluster = None
+        if raw_source is not None and not on_cluster:
             # Reference counts for the decoded-source cache: each source chunk is decoded once
             # and dropped after its last planned reader, so memory follows the chunks in flight.
             for r in pending:
@@ -336,7 +342,15 @@ def stage(
                         sl = meta.chunk_slices(idx)
                         raw_source.cache.expect(raw_source.source_chunks_for(r.var, sl, p.offset))
         t_write = time.monotonic()
-        if pending:
+        if pending and on_cluster:  # region writes as tasks on a Dask cluster
+            job = distributed.make_job(
+                auth, root, plans, streamed, writer.concurrency, cfg, raw_source
+            )
+            done.update(distributed.run_on_cluster(
+                on_cluster, job, pending, metas, so, stats, log,
+                float(staging_cfg.get("task_mb", distributed.DEFAULT_TASK_MB)),
+            ))  # fmt: skip
+        elif pending:
             done.update(writer.run_regions(pending, plans, metas, orders, chunk_fn))
         write_s = time.monotonic() - t_write
         if raw_source is not None:
@@ -453,49 +467,34 @@ def _bounded_concurrency(
     streamed: set[str],
     log: logging.Logger,
 ) -> int:
-    """Chunks in flight, so that their memory stays within `staging.memory_mb`.
-
-    A copied chunk holds its compressed bytes once. A re-encoded one holds its values and its
-    encoded bytes, and loads (fetches, decodes, copies in) at most PREFETCH source chunks at a
-    time however many it overlaps. The decoded-source cache (chunks waiting for their other
-    readers) gets the smaller of what is left of the budget and what one write strip needs
-    (`streamed` variables are written in plan.strip_order). So memory is bounded by chunk
-    sizes x chunks in flight + that cap, whatever the dataset size.
-    """
-    worst, src_biggest, working_set = 1, 0, 0
+    """Chunks in flight, source prefetch and cache cap, so that memory stays within
+    `staging.memory_mb` (staging.memory.fit: upper-bound costs per chunk in flight; the cache
+    gets what is left, capped hard). Warnings print the figures the run then uses."""
+    costs = []
     for name, p in plans.items():
         meta = metas[name]
-        if p.mode == "copy":
-            cost = meta.chunk_nbytes
-        else:
-            cost = 2 * meta.chunk_nbytes
-            src = raw_source.meta.get(name) if raw_source else None
-            if src is not None and src.shape:
-                cost += PREFETCH * src.chunk_nbytes  # source chunks being loaded for it
-                src_biggest = max(src_biggest, src.chunk_nbytes)
-            if name in streamed:
-                held = planmod.strip_working_set(p.shape, meta.chunks, p.offset, src.chunks)
-                working_set = max(working_set, held * src.chunk_nbytes)
-        worst = max(worst, cost)
-    budget = int(cfg["memory_mb"] * 1e6)
-    n = max(1, min(cfg["concurrency"], budget // worst))
-    if any(p.mode == "encode" for p in plans.values()) and n > 2 * cfg["threads"]:
-        # Re-encoding is CPU work (decode, copy, encode, MD5) on `threads` codec threads; more
-        # chunks in flight than twice that only hold more memory. Measured on the bench (2
-        # cores): 4 and 8 in flight take the same time, 8 peaks ~60 MB higher. Source reads
-        # still overlap: each chunk in flight fetches up to PREFETCH source chunks at once.
-        log.info("re-encoding: %d chunks in flight (2 x %d codec threads)", 2 * cfg["threads"],
-                 cfg["threads"])  # fmt: skip
-        n = 2 * cfg["threads"]
-    if raw_source is not None and src_biggest:
-        # Decoded source chunks wait in the cache for their other readers; reference counts drop
-        # them after the last one. Written in strips (plan.strip_order), what waits is bounded
-        # by the strip's working set, not by the dataset: the cache is capped there (or lower,
-        # by what the budget leaves). Chunks kept for a reader far behind - the next strip's -
-        # are evicted (LRU) past the cap and read again then; `source_bytes` shows re-reads.
-        room = max(budget - n * worst, 2 * src_biggest)
-        raw_source.cache.capacity = min(room, working_set + 2 * src_biggest)
-        if working_set > room:
+        src = raw_source.meta.get(name) if raw_source else None
+        raw = src is not None and bool(src.shape) and name in streamed
+        held = 0
+        if raw:
+            held = planmod.strip_working_set(p.shape, meta.chunks, p.offset, src.chunks)
+        costs.append(memory.VarCost(
+            p.mode, meta.chunk_nbytes, src.chunk_nbytes if raw else 0,
+            held * src.chunk_nbytes if raw else 0,
+        ))  # fmt: skip
+    f = memory.fit(cfg["memory_mb"], cfg["concurrency"], cfg["threads"], costs)
+    log.info("staging memory: %s", memory.describe(f, cfg["memory_mb"]))
+    if f.over_budget:
+        log.warning(
+            "staging.memory_mb=%g is less than one chunk in flight needs: staging will hold about "
+            "%.0f MB (+ ~%d MB interpreter) — raise staging.memory_mb or lower staging.chunk_mb",
+            cfg["memory_mb"], f.peak / 1e6, memory.OVERHEAD_MB,
+        )  # fmt: skip
+    if raw_source is not None:
+        raw_source.cache.capacity = f.cache
+        raw_source.prefetch = f.prefetch
+        raw_source.load_slots = f.in_flight * f.prefetch
+        if f.rereads and streamed:
             # E.g. time-contiguous chunks over decades of one-year source chunks: each target
             # chunk needs every year, and the years under a strip do not fit the budget.
             log.warning(
@@ -503,15 +502,14 @@ def _bounded_concurrency(
                 "chunking needs ~%.1f MB at once, so source chunks will be read more than once "
                 "(see run.source_bytes): raise staging.memory_mb, or set "
                 "staging.time_series_chunks: false",
-                cfg["memory_mb"], room / 1e6, working_set / 1e6,
+                cfg["memory_mb"], f.cache / 1e6, f.working_set / 1e6,
             )  # fmt: skip
-        raw_source.load_slots = n * PREFETCH
-    if n < min(cfg["concurrency"], 2 * cfg["threads"]):
+    if f.in_flight < min(cfg["concurrency"], 2 * cfg["threads"]):
         log.info(
             "concurrency %d -> %d to keep chunks in flight within staging.memory_mb=%g",
-            cfg["concurrency"], n, cfg["memory_mb"],
+            cfg["concurrency"], f.in_flight, cfg["memory_mb"],
         )  # fmt: skip
-    return n
+    return f.in_flight
 
 
 def _coord_summary(coord: xr.DataArray) -> dict[str, Any]:

@@ -161,6 +161,7 @@ class ChunkCache:
         self.inflight: dict[str, asyncio.Future] = {}
         self.hits = 0
         self.misses = 0
+        self.dropped = 0  # chunks not kept or evicted for the cap (their readers re-read them)
 
     async def get(self, key: str, loader: Callable[[], Awaitable[np.ndarray]]) -> np.ndarray:
         if key in self.data:
@@ -179,12 +180,18 @@ class ChunkCache:
             self.inflight.pop(key, None)
         if self.uses.get(key, 0) <= 0:  # no other planned reader (or an unplanned read)
             return value
+        if value.nbytes > self.capacity:  # would break the cap on its own: not kept
+            self.dropped += 1
+            return value
+        # Make room first (least recently used out), then insert: the cap is never exceeded,
+        # not even for a moment. An evicted chunk with readers left is read again by them.
+        while self.size + value.nbytes > self.capacity and self.data:
+            _, old = self.data.popitem(last=False)
+            self.size -= old.nbytes
+            self.dropped += 1
         self.data[key] = value
         self.size += value.nbytes
         self.peak = max(self.peak, self.size)
-        while self.size > self.capacity and len(self.data) > 1:
-            _, old = self.data.popitem(last=False)
-            self.size -= old.nbytes
         return value
 
     def expect(self, keys: list[str]) -> None:
@@ -204,6 +211,7 @@ class ZarrV2Source:
     """Raw chunk access to a Zarr v2 store on Azure Blob Storage (adlfs)."""
 
     kind = "zarr"
+    prefetch = PREFETCH  # source chunks loaded at once per target chunk (fit to memory_mb)
 
     def __init__(self, auth: SourceAuth, ds: xr.Dataset, log: logging.Logger, stats: dict):
         self.auth = auth
@@ -217,7 +225,8 @@ class ZarrV2Source:
         biggest = max((m.chunk_nbytes for m in self.meta.values()), default=0)
         self.cache = ChunkCache(max(256 * 2**20, 4 * biggest))
         self.cpu: Any = None  # executor set by the writer
-        # Source chunks being fetched/decoded/copied at once, over all target chunks in flight.
+        # Source chunks being fetched/decoded/copied at once, over all target chunks in flight
+        # (`_bounded_concurrency` lowers it and `prefetch` to fit staging.memory_mb).
         self.load_slots = 8
         self._loads: asyncio.Semaphore | None = None
         self._service: tuple[int, Any] | None = None
@@ -378,7 +387,7 @@ class ZarrV2Source:
             for s, c in zip(src, meta.chunks, strict=False)
         ]
         loop = asyncio.get_running_loop()
-        gate = asyncio.Semaphore(PREFETCH)
+        gate = asyncio.Semaphore(max(1, self.prefetch))
 
         async def one(idx: tuple[int, ...]) -> None:
             dst, srcsel = [], []

@@ -41,6 +41,7 @@ def run_stage(
     log_path: str,
 ) -> None:
     from pcflow import staging
+    from pcflow.staging import distributed
 
     with rule_logging(log_path, f"stage[{dataset}]") as log:
         items_doc = json.loads(Path(items_path).read_text())
@@ -50,7 +51,7 @@ def run_stage(
             dataset,
             config["datasets"][dataset],
             config["target"],
-            config.get("staging", {}),
+            distributed.resolve(config),  # staging: + the compute: cluster when cluster: true
             prov,
             log,
         )
