@@ -57,9 +57,12 @@ dag: .venv/.installed node_modules/.installed  ## DAG of the demo plan as SVG an
 plan: .venv/.installed  ## dry run of the demo config
 	$(SMK) -n
 
-lint: .venv/.installed  ## ruff
+lint: .venv/.installed  ## ruff, snakefmt, `snakemake --lint` and the per-rule envs against the lock
 	.venv/bin/ruff check src tests scripts bench
 	.venv/bin/ruff format --check src tests scripts bench
+	.venv/bin/snakefmt --check Snakefile rules
+	$(SMK) --lint
+	$(PY) scripts/rule_envs.py --check
 
 bench: sandbox-up  ## benchmarks (print their figures; last line is JSON)
 	$(SANDBOX_ENV) && for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
