@@ -105,7 +105,9 @@ def test_refused_connection_is_named_with_no_secret():
         bsc = BlobServiceClient.from_connection_string(conn)
 
     t0 = time.monotonic()
-    reason = offline_storage.unreachable_reason(Provider(), "az://snakemake/pcflow", seconds=20)
+    # The path check_default_storage takes: one probe, then its one-line reason.
+    finished, value = offline_storage.probe_storage(Provider(), "az://snakemake/pcflow", 20)
+    reason = offline_storage.reason_for(finished, value, 20)
     assert reason is not None and "refused" in reason.lower(), reason
     assert key not in reason
     assert time.monotonic() - t0 < 15  # no SDK retries with back-off

@@ -92,11 +92,6 @@ def reason_for(finished: bool, value: Any, seconds: float) -> str | None:
     return None
 
 
-def unreachable_reason(provider: Any, prefix: str, seconds: float = PROBE_SECONDS) -> str | None:
-    """None when the storage answers one existence question in time, else why not (one line)."""
-    return reason_for(*probe_storage(provider, prefix, seconds), seconds)
-
-
 def assume_nothing_stored(provider: Any) -> None:
     """Make every storage object this provider creates from now on report 'not stored'.
 
