@@ -3,7 +3,7 @@
 Numbers are estimates from STAC metadata (collection `cube:dimensions`/`cube:variables`, item
 `proj:shape` and `raster:bands`) and the discovery record (results/{dataset}/items.json) when
 discovery has run; sizes are uncompressed. `snakemake -n` prints the offline part
-(rules/provenance.smk); `pcflow plan` also asks the STAC API and counts jobs with a dry run.
+(pcflow.workflow.run_setup); `pcflow plan` also asks the STAC API and counts jobs with a dry run.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def print_plan(
     file: TextIO = sys.stdout,
     results: str | Path | None = None,
 ) -> None:
-    """Offline plan (no network): used by `snakemake -n` through rules/provenance.smk."""
+    """Offline plan (no network): used by `snakemake -n` through pcflow.workflow.run_setup."""
     results = Path(results or config.get("results", "results"))
     plans = [dataset_plan(name, config, results) for name in sorted(config["datasets"])]
     print(format_plan(plans, None, executor, local_rules()), file=file)

@@ -3,7 +3,7 @@
 One record per run, computed deterministically from the repository and the validated config
 (no timestamps, no host names), so that the same code + config give the same record and the
 same output bytes. The main Snakemake process computes it while parsing the workflow
-(rules/provenance.smk) and hands it to every job through the environment variable
+(pcflow.workflow.run_setup) and hands it to every job through the environment variable
 PCFLOW_PROVENANCE: local jobs inherit it, remote (kbatch) jobs get it because the workflow
 registers it with `envvars`. Jobs never look at git themselves: a kbatch job runs from
 Snakemake's sources archive, which has no .git.
