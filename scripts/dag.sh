@@ -27,8 +27,18 @@ snakemake_to() {
     fail "\`$*\` failed (exit $?) — see $logs/$name.log"
 }
 
+# Edges in a fixed order: Snakemake lists the rule graph's edges in (unordered) set order, so the
+# same plan would otherwise draw a different SVG each run.
+sorted_edges() {
+  local edge='^[[:space:]]*[0-9]+ -> [0-9]+'
+  grep -Ev "$edge" "$1" | grep -v '^}[[:space:]]*$'
+  grep -E "$edge" "$1" | sort -V
+  echo "}"
+}
+
 for graph in dag rulegraph; do
-  snakemake_to "$graph" "$tmp/$graph.dot" "$@" --forceall "--$graph"
+  snakemake_to "$graph" "$tmp/$graph.raw.dot" "$@" --forceall "--$graph"
+  sorted_edges "$tmp/$graph.raw.dot" >"$tmp/$graph.dot"
   node scripts/dot2svg.mjs <"$tmp/$graph.dot" >"$tmp/$graph.svg" 2>"$logs/$graph-svg.log" ||
     fail "rendering $graph as SVG failed: $(head -1 "$logs/$graph-svg.log") (see $logs/$graph-svg.log)"
 done
