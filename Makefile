@@ -7,6 +7,7 @@ UV := .venv-tools/bin/uv
 DEMO_CONFIG := config/demo.yaml
 CORES ?= 2
 SMK := .venv/bin/snakemake --configfile $(DEMO_CONFIG) --cores $(CORES)
+DAG_DIR ?= docs/dag
 SANDBOX_ENV = eval "$$(.venv/bin/pcflow sandbox env)"
 
 .PHONY: help install demo test test-unit dag plan lint bench lock sandbox-up sandbox-down clean
@@ -50,19 +51,18 @@ test: install  ## unit, integration (real local services) and end-to-end tests, 
 test-unit: install  ## unit tests only (no services)
 	.venv/bin/pytest tests/unit
 
-dag: .venv/.installed  ## DAG of the demo dry run as SVG and Mermaid (no services needed)
-	mkdir -p dag
-	$(SMK) --dag | dot -Tsvg > dag/dag.svg
-	$(SMK) --rulegraph | dot -Tsvg > dag/rulegraph.svg
-	$(SMK) --dag mermaid-js > dag/dag.mmd
-	@echo "dag/dag.svg dag/rulegraph.svg dag/dag.mmd"
+dag: .venv/.installed node_modules/.installed  ## DAG of the demo plan as SVG and Mermaid in $(DAG_DIR) (no services, no graphviz)
+	bash scripts/dag.sh $(DAG_DIR) $(SMK)
 
 plan: .venv/.installed  ## dry run of the demo config
 	$(SMK) -n
 
-lint: .venv/.installed  ## ruff
+lint: .venv/.installed  ## ruff, snakefmt, `snakemake --lint` and the per-rule envs against the lock
 	.venv/bin/ruff check src tests scripts bench
 	.venv/bin/ruff format --check src tests scripts bench
+	.venv/bin/snakefmt --check Snakefile rules
+	$(SMK) --lint
+	$(PY) scripts/rule_envs.py --check
 
 bench: sandbox-up  ## benchmarks (print their figures; last line is JSON)
 	$(SANDBOX_ENV) && for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
@@ -72,4 +72,4 @@ lock: $(UV)  ## re-resolve envs/requirements.lock from envs/requirements.in
 		envs/requirements.in -o envs/requirements.lock
 
 clean:  ## remove local results and logs (not the staged data)
-	rm -rf results logs dag .snakemake
+	rm -rf results logs .snakemake

@@ -24,8 +24,8 @@ include: "rules/plot.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_figures(),
         # The run record (provenance + checksums of every result) for `pcflow reproduce`.
         f"{RESULTS}/provenance.json",
-    default_target: True

@@ -11,5 +11,12 @@ rule plot:
         ),
     log:
         "logs/plot/{dataset}/{reduction}.log",
+    conda:
+        "../envs/plot.yaml"
+    container:
+        CONTAINER
+    resources:
+        mem_mb=2000,
+        runtime=15,
     script:
         "../scripts/plot.py"

@@ -4,12 +4,18 @@ rule reduce:
         manifest=f"{RESULTS}/{{dataset}}/staged.json",
     output:
         nc=f"{RESULTS}/{{dataset}}/{{reduction}}.nc",
-    params:
-        compute=config.get("compute", {}),
     log:
         "logs/reduce/{dataset}/{reduction}.log",
+    conda:
+        "../envs/reduce.yaml"
+    container:
+        CONTAINER
     threads: 2
     resources:
         mem_mb=4000,
+        runtime=120,
+    params:
+        compute=lookup(dpath="compute", within=config, default={}),
+        target=lookup(dpath="target", within=config),
     script:
         "../scripts/reduce.py"

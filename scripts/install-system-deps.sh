@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian packages pcflow needs beyond Python/npm packages:
-#   graphviz     `snakemake --dag | dot` pictures and reports
+# Install the Debian packages pcflow needs beyond Python/npm packages (`make dag` needs no
+# graphviz: it renders with Graphviz compiled to WebAssembly from package.json):
 #   postgresql   + PostGIS for the faithful STAC API stand-in (stac-fastapi-pgstac)
 #   nodejs/npm   Azurite (only when absent: many machines bring their own Node.js)
 # Idempotent and quiet: installs only what is missing, runs `apt-get update` at most once.
@@ -32,7 +32,6 @@ apt_update_once() {
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
-have_pkg graphviz || missing+=(graphviz)
 have_pkg postgresql || missing+=(postgresql)
 have_pkg postgresql-contrib || missing+=(postgresql-contrib)
 if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
@@ -59,4 +58,4 @@ fi
 
 # pcflow never uses Debian's system cluster (port 5432): pcflow.sandbox.pgstac makes
 # throwaway clusters in temporary directories owned by the `postgres` user.
-echo "install-system-deps: ok (PostgreSQL $pg_major + PostGIS, graphviz, node $(node --version 2>/dev/null || echo '?'))"
+echo "install-system-deps: ok (PostgreSQL $pg_major + PostGIS, node $(node --version 2>/dev/null || echo '?'))"

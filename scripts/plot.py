@@ -1,3 +1,4 @@
+import workflow_src  # noqa: F401, I001 (first: this workflow's src/ before site-packages)
 from pcflow.workflow.steps import run_plot
 
 sm = snakemake  # noqa: F821 (injected by Snakemake's script directive)

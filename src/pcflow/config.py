@@ -5,13 +5,15 @@ from __future__ import annotations
 import copy
 import os
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+# The schema ships inside the package (also when installed as a wheel): the one copy.
+SCHEMA_RESOURCE = "schema.yaml"
 STAC_API_ENV = "PCFLOW_STAC_API"
 
 
@@ -23,8 +25,22 @@ class ConfigError(ValueError):
         self.field = field
 
 
-def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text())
+def load_schema(path: Path | None = None) -> dict[str, Any]:
+    """The config schema: pcflow's own (package data), or the one at `path`."""
+    text = (
+        path.read_text()
+        if path
+        else resources.files("pcflow").joinpath(SCHEMA_RESOURCE).read_text()
+    )
+    return yaml.safe_load(text)
+
+
+def defaults(section: str) -> dict[str, Any]:
+    """The schema's defaults for one top-level section (e.g. "staging"): the one place they live.
+
+    For code that takes a section without the validated config around it (library use, bench)."""
+    props = load_schema()["properties"][section].get("properties", {})
+    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
 
 
 def _field(path: Any) -> str:

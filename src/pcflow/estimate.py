@@ -3,7 +3,7 @@
 Numbers are estimates from STAC metadata (collection `cube:dimensions`/`cube:variables`, item
 `proj:shape` and `raster:bands`) and the discovery record (results/{dataset}/items.json) when
 discovery has run; sizes are uncompressed. `snakemake -n` prints the offline part
-(rules/provenance.smk); `pcflow plan` also asks the STAC API and counts jobs with a dry run.
+(pcflow.workflow.run_setup); `pcflow plan` also asks the STAC API and counts jobs with a dry run.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-REPO = Path(__file__).resolve().parents[2]
+from pcflow.config import defaults as config_defaults
+from pcflow.paths import REPO_ROOT
+
+REPO = REPO_ROOT
 DTYPE_BYTES = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4}
 DTYPE_BYTES |= {"float32": 4, "float64": 8, "int64": 8, "uint64": 8}
 MB = 1024**2
@@ -53,17 +56,18 @@ def _target_layout(
     name: str, dims: Sequence[str], shape: Sequence[int], size: int, staging: Mapping[str, Any]
 ) -> tuple[int, int]:
     """(target chunks, regions) for one variable: staging's own planner when it is there."""
-    chunk_mb = float(staging.get("chunk_mb", 100))
+    staging = {**config_defaults("staging"), **staging}  # the schema's, under what is given
+    chunk_mb = float(staging["chunk_mb"])
     nbytes = math.prod(shape) * size
     try:
         from pcflow.staging import plan as staging_plan
     except ImportError:  # staging not installed: one region per variable, chunk_mb chunks
         return (max(1, math.ceil(nbytes / (chunk_mb * MB))) if nbytes else 0), 1
     chunks = staging_plan.plan_chunks(
-        tuple(dims), tuple(shape), size, chunk_mb, staging.get("time_series_chunks", True)
+        tuple(dims), tuple(shape), size, chunk_mb, staging["time_series_chunks"]
     )
     nchunks = math.prod(math.ceil(n / c) for n, c in zip(shape, chunks, strict=True))
-    region_mb = float(staging.get("region_mb", staging_plan.DEFAULT_REGION_MB))
+    region_mb = float(staging["region_mb"])
     regions = staging_plan.regions_for(name, nchunks, math.prod(chunks) * size, region_mb)
     return nchunks, len(regions)
 
@@ -295,7 +299,7 @@ def print_plan(
     file: TextIO = sys.stdout,
     results: str | Path | None = None,
 ) -> None:
-    """Offline plan (no network): used by `snakemake -n` through rules/provenance.smk."""
+    """Offline plan (no network): used by `snakemake -n` through pcflow.workflow.run_setup."""
     results = Path(results or config.get("results", "results"))
     plans = [dataset_plan(name, config, results) for name in sorted(config["datasets"])]
     print(format_plan(plans, None, executor, local_rules()), file=file)

@@ -3,7 +3,7 @@
 One record per run, computed deterministically from the repository and the validated config
 (no timestamps, no host names), so that the same code + config give the same record and the
 same output bytes. The main Snakemake process computes it while parsing the workflow
-(rules/provenance.smk) and hands it to every job through the environment variable
+(pcflow.workflow.run_setup) and hands it to every job through the environment variable
 PCFLOW_PROVENANCE: local jobs inherit it, remote (kbatch) jobs get it because the workflow
 registers it with `envvars`. Jobs never look at git themselves: a kbatch job runs from
 Snakemake's sources archive, which has no .git.
@@ -25,13 +25,15 @@ from typing import Any
 
 import git
 
+from pcflow.paths import REPO_ROOT
+
 SCHEMA = "pcflow-provenance/1"
 ENV_VAR = "PCFLOW_PROVENANCE"
 ALLOW_DIRTY_ENV = "PCFLOW_ALLOW_DIRTY"
 EXECUTOR_ENV = "PCFLOW_EXECUTOR"
 LOCK_FILE = "envs/requirements.lock"
-# The repository this pcflow package was imported from (src layout: src/pcflow/provenance.py).
-PACKAGE_REPO = Path(__file__).resolve().parents[2]
+# The repository this pcflow package was imported from (pcflow.paths).
+PACKAGE_REPO = REPO_ROOT
 # Paths whose untracked files change what runs; untracked results/ or notes do not.
 SOURCE_PATHS = ("Snakefile", "rules", "scripts", "src", "config", "envs", "report", "kbatch")
 
@@ -319,8 +321,9 @@ def for_workflow(
     main_process: bool,
     argv: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
+    executor: str | None = None,
 ) -> dict[str, Any]:
-    """The run's record as the Snakefile sees it (rules/provenance.smk).
+    """The run's record as the Snakefile sees it (pcflow.workflow.run_setup).
 
     The main process builds it from git (a record inherited from a calling shell is ignored);
     job processes (local subprocess or remote kbatch) take the main process's record from
@@ -330,7 +333,7 @@ def for_workflow(
         inherited = from_env(environ)
         if inherited is not None:
             return inherited
-    return build(config, basedir, detect_executor(argv, environ))
+    return build(config, basedir, executor or detect_executor(argv, environ))
 
 
 # -- reading records back from outputs --------------------------------------------------------

@@ -16,7 +16,6 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -512,20 +511,3 @@ def run(name: str, ds: xr.Dataset, **params: Any) -> xr.Dataset:
     result.attrs["pcflow_reduction"] = name
     log.info("reduction %s done in %.1fs: %s", name, time.monotonic() - start, dict(result.sizes))
     return result
-
-
-def to_csv(result: xr.Dataset, path: str | Path) -> Path:
-    """Write a 1-D result (series or climatology) as CSV with units in the column headers."""
-    dims = set(result.dims)
-    if len(dims) != 1:
-        raise ValueError(f"to_csv needs a 1-D result (a series); this one has dims {sorted(dims)}")
-    df = result.drop_vars([v for v in result.data_vars if result[v].ndim != 1]).to_dataframe()
-    df = df[[c for c in df.columns if c in result.data_vars]]
-    df.columns = [
-        f"{c} [{result[c].attrs['units']}]" if result[c].attrs.get("units") else c
-        for c in df.columns
-    ]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path)
-    return path

@@ -15,27 +15,35 @@ from pathlib import Path
 
 import pytest
 
-from pcflow.workflow import offline_storage
+from pcflow.workflow import invocation, offline_storage
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+class FakeWorkflow:
+    """Stands for Snakemake's `workflow` while parsing: only the dry-run flag is known."""
+
+    def __init__(self, dryrun: bool):
+        self.output_settings = type("OutputSettings", (), {"dryrun": dryrun})()
+
+
 @pytest.mark.parametrize(
-    ("argv", "expected"),
+    ("argv", "dryrun", "expected"),
     [
-        (["snakemake", "-n"], True),
-        (["snakemake", "-np", "--profile", "kbatch"], True),
-        (["snakemake", "--dry-run"], True),
-        (["snakemake", "--dag"], True),
-        (["snakemake", "--rulegraph"], True),
-        (["snakemake", "--profile", "kbatch"], False),
-        (["snakemake", "--summary"], False),  # about what IS stored: no assumption allowed
-        (["snakemake", "--report", "r.html"], False),
-        (["snakemake", "--mode", "remote", "--cores", "1"], False),  # a kbatch job
+        (["snakemake", "-n"], True, True),
+        (["snakemake", "-np", "--profile", "kbatch"], True, True),
+        (["snakemake", "--dry-run"], True, True),
+        (["snakemake", "--dag"], False, True),
+        (["snakemake", "--dag", "mermaid-js"], False, True),
+        (["snakemake", "--rulegraph"], False, True),
+        (["snakemake", "--profile", "kbatch"], False, False),
+        (["snakemake", "--summary"], False, False),  # about what IS stored: no assumption allowed
+        (["snakemake", "--report", "r.html"], False, False),
+        (["snakemake", "--mode", "remote", "--cores", "1"], False, False),  # a kbatch job
     ],
 )
-def test_only_plans_and_pictures_may_assume(argv, expected):
-    assert offline_storage.is_plan_only(argv) is expected
+def test_only_plans_and_pictures_may_assume(argv, dryrun, expected):
+    assert invocation.of(FakeWorkflow(dryrun), argv, {}).plan_only is expected
 
 
 def test_deadline_returns_without_waiting_for_a_blocked_probe():
@@ -97,7 +105,9 @@ def test_refused_connection_is_named_with_no_secret():
         bsc = BlobServiceClient.from_connection_string(conn)
 
     t0 = time.monotonic()
-    reason = offline_storage.unreachable_reason(Provider(), "az://snakemake/pcflow", seconds=20)
+    # The path check_default_storage takes: one probe, then its one-line reason.
+    finished, value = offline_storage.probe_storage(Provider(), "az://snakemake/pcflow", 20)
+    reason = offline_storage.reason_for(finished, value, 20)
     assert reason is not None and "refused" in reason.lower(), reason
     assert key not in reason
     assert time.monotonic() - t0 < 15  # no SDK retries with back-off

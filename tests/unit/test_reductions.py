@@ -237,16 +237,6 @@ def test_no_gridded_variables_error():
         reductions.run("annual", ds)
 
 
-def test_to_csv_series_with_units(tmp_path, ds):
-    out = reductions.run("spatial_mean", ds)
-    path = reductions.to_csv(out, tmp_path / "s.csv")
-    df = pd.read_csv(path, index_col=0, parse_dates=True)
-    assert list(df.columns) == ["tmax [degrees C]", "prcp [mm/day]"]
-    np.testing.assert_allclose(df["tmax [degrees C]"].to_numpy(), np_series(ds, "tmax"), rtol=1e-9)
-    with pytest.raises(ValueError, match="needs a 1-D result"):
-        reductions.to_csv(reductions.run("annual", ds), tmp_path / "x.csv")
-
-
 def test_netcdf_roundtrip_keeps_cf_attrs(tmp_path, ds):
     out = reductions.run("annual", ds)
     out.to_netcdf(tmp_path / "a.nc")

@@ -37,7 +37,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from pcflow.paths import REPO_ROOT
+
 INSTALL_HINT = "run `bash scripts/install-system-deps.sh` (as root)"
 VENV_HINT = "run `bash scripts/setup-pgstac-venv.sh`"
 

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from pcflow.paths import REPO_ROOT
 from pcflow.sandbox import accounts, certs
 from pcflow.sandbox.process import SandboxError, tcp_ready
-
-REPO_ROOT = Path(__file__).resolve().parents[3]  # src/pcflow/sandbox/services.py -> repo
 
 
 @dataclass

@@ -15,9 +15,9 @@ import numpy as np
 import xarray as xr
 
 from pcflow import storage
-from pcflow.staging import distributed, memory
+from pcflow.config import defaults as config_defaults
+from pcflow.staging import distributed, memory, stac_collection
 from pcflow.staging import plan as planmod
-from pcflow.staging import stac_collection
 from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.fastcopy import copy_chunk
 from pcflow.staging.plan import Region, VarPlan
@@ -36,16 +36,19 @@ ENCODING_KEYS = (
 
 
 def _settings(staging_cfg: dict[str, Any]) -> dict[str, Any]:
+    # The schema's defaults under what is given (a validated config already holds them).
+    cfg = {**config_defaults("staging"), **staging_cfg}
     return {
-        "chunk_mb": float(staging_cfg.get("chunk_mb", planmod.DEFAULT_CHUNK_MB)),
-        "concurrency": int(staging_cfg.get("concurrency", 8)),
-        "threads": int(staging_cfg.get("threads", 0) or os.cpu_count() or 2),
-        "time_series_chunks": bool(staging_cfg.get("time_series_chunks", True)),
-        "region_mb": float(staging_cfg.get("region_mb", planmod.DEFAULT_REGION_MB)),
-        "copy_aligned": bool(staging_cfg.get("copy_aligned", True)),
-        "server_side_copy": bool(staging_cfg.get("server_side_copy", True)),
-        "verify_sample": int(staging_cfg.get("verify_sample", 2)),
-        "memory_mb": float(staging_cfg.get("memory_mb", 1024)),
+        "chunk_mb": float(cfg["chunk_mb"]),
+        "concurrency": int(cfg["concurrency"]),
+        # No schema default: the rule passes its `threads`; library callers get the CPU count.
+        "threads": int(cfg.get("threads") or os.cpu_count() or 2),
+        "time_series_chunks": bool(cfg["time_series_chunks"]),
+        "region_mb": float(cfg["region_mb"]),
+        "copy_aligned": bool(cfg["copy_aligned"]),
+        "server_side_copy": bool(cfg["server_side_copy"]),
+        "verify_sample": int(cfg["verify_sample"]),
+        "memory_mb": float(cfg["memory_mb"]),
     }
 
 

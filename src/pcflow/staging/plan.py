@@ -15,10 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pcflow.config import defaults as config_defaults
 from pcflow.staging.retry import StagingError
 
-DEFAULT_CHUNK_MB = 100.0
-DEFAULT_REGION_MB = 256.0
+_staging_defaults = config_defaults("staging")
+
+# The schema's defaults (pcflow/schema.yaml is the one place they are written).
+DEFAULT_CHUNK_MB = float(_staging_defaults["chunk_mb"])
+DEFAULT_REGION_MB = float(_staging_defaults["region_mb"])
 # Re-encoded chunks are written in vertical strips this many source chunks wide (see
 # strip_order). Part of the plan's fingerprint: a store begun with another order is rewritten.
 STRIP_SOURCE_CHUNKS = 4

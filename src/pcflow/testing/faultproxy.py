@@ -24,8 +24,6 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-FAULTS = ("503", "reset_before", "reset_mid_response", "slow")
-
 
 class FaultProxy:
     def __init__(

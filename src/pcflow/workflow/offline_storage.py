@@ -14,22 +14,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 PROBE_SECONDS = 8.0
-# Besides the dry-run flags (provenance.is_dry_run_flag), the pictures: what `snakemake` prints
-# without running anything. Not --summary or --report: those are about what IS stored, so an
-# assumption would be a wrong answer.
-PLAN_FLAGS = frozenset({"--dag", "--rulegraph", "--filegraph"})
-
-
-def is_plan_only(argv: Sequence[str]) -> bool:
-    """True for `-n`/`--dry-run` (also bundled, e.g. `-np`) and the DAG picture commands."""
-    from pcflow.provenance import is_dry_run_flag
-
-    return any(a in PLAN_FLAGS or a.startswith("--dag=") or is_dry_run_flag(a) for a in argv)
 
 
 def run_with_deadline(fn: Callable[[], Any], seconds: float) -> tuple[bool, Any]:
@@ -103,11 +92,6 @@ def reason_for(finished: bool, value: Any, seconds: float) -> str | None:
     return None
 
 
-def unreachable_reason(provider: Any, prefix: str, seconds: float = PROBE_SECONDS) -> str | None:
-    """None when the storage answers one existence question in time, else why not (one line)."""
-    return reason_for(*probe_storage(provider, prefix, seconds), seconds)
-
-
 def assume_nothing_stored(provider: Any) -> None:
     """Make every storage object this provider creates from now on report 'not stored'.
 
@@ -130,10 +114,11 @@ def assume_nothing_stored(provider: Any) -> None:
     provider.get_storage_object_cls = lambda: offline
 
 
-def check_default_storage(workflow: Any, argv: Sequence[str]) -> str | None:
+def check_default_storage(workflow: Any, plan_only: bool) -> str | None:
     """Probe the default storage once in the main process, before any job is planned.
 
-    Plan-only invocations with the storage out of reach plan offline (returns the notice).
+    Plan-only invocations (dry runs and DAG pictures: pcflow.workflow.invocation) with the
+    storage out of reach plan offline (returns the notice).
     Any other run whose storage refuses at once (connection refused, no credential, no
     permission) stops here with one line (SystemExit) instead of retrying for minutes; a
     probe that merely runs out of time lets the run go on and Snakemake decide.
@@ -149,7 +134,7 @@ def check_default_storage(workflow: Any, argv: Sequence[str]) -> str | None:
     reason = reason_for(finished, value, PROBE_SECONDS)
     if reason is None:
         return None
-    if is_plan_only(argv):
+    if plan_only:
         assume_nothing_stored(provider)
         return (
             f"pcflow: default storage {prefix} is out of reach ({reason}); planning as if no "

@@ -19,12 +19,21 @@ def write_json(path: str | Path, doc: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def run_discover(dataset: str, config: dict[str, Any], out: str, log_path: str) -> None:
+def run_discover(
+    dataset: str,
+    ds_cfg: dict[str, Any],
+    stac_api: str,
+    out: str,
+    log_path: str,
+    run_config: dict[str, Any],
+    stac_cfg: dict[str, Any] | None = None,
+) -> None:
+    """Discover one dataset. `run_config` (the run's validated config) only for provenance;
+    `stac_cfg`: the config's `stac:` client settings (timeouts, retries, page size)."""
     with rule_logging(log_path, f"discover[{dataset}]") as log:
-        ds = config["datasets"][dataset]
-        log.info("searching %s for %s (%s)", config["stac_api"], ds["collection"], ds["kind"])
-        doc = discover.discover(dataset, ds, config["stac_api"], config.get("stac"))
-        doc["provenance"] = provenance.record(config)
+        log.info("searching %s for %s (%s)", stac_api, ds_cfg["collection"], ds_cfg["kind"])
+        doc = discover.discover(dataset, ds_cfg, stac_api, stac_cfg)
+        doc["provenance"] = provenance.record(run_config)
         if doc["kind"] == "zarr":
             log.info("collection asset %s: %s", doc["asset"]["key"], doc["asset"]["href"])
         else:
@@ -34,27 +43,34 @@ def run_discover(dataset: str, config: dict[str, Any], out: str, log_path: str) 
 
 def run_stage(
     dataset: str,
-    config: dict[str, Any],
+    ds_cfg: dict[str, Any],
+    target: dict[str, Any],
+    staging_cfg: dict[str, Any],
     items_path: str,
     manifest_out: str,
     collection_out: str,
     log_path: str,
+    run_config: dict[str, Any],
+    threads: int | None = None,
+    mem_mb: int | None = None,
 ) -> None:
+    """Stage one dataset with the job's `threads` as codec threads and its `mem_mb` as a cap on
+    the chunks in flight (half of it: the rest is the process's own)."""
     from pcflow import staging
     from pcflow.staging import distributed
 
+    staging_cfg = dict(staging_cfg)
+    if threads:
+        staging_cfg["threads"] = threads
+    if mem_mb:
+        cap = mem_mb / 2
+        staging_cfg["memory_mb"] = min(staging_cfg.get("memory_mb") or cap, cap)
     with rule_logging(log_path, f"stage[{dataset}]") as log:
         items_doc = json.loads(Path(items_path).read_text())
-        prov = provenance.with_stac(provenance.record(config), items_doc)
-        manifest = staging.stage(
-            items_doc,
-            dataset,
-            config["datasets"][dataset],
-            config["target"],
-            distributed.resolve(config),  # staging: + the compute: cluster when cluster: true
-            prov,
-            log,
-        )
+        prov = provenance.with_stac(provenance.record(run_config), items_doc)
+        # staging: + the compute: cluster when `staging.cluster: true`
+        staging_cfg = distributed.resolve({**run_config, "staging": staging_cfg})
+        manifest = staging.stage(items_doc, dataset, ds_cfg, target, staging_cfg, prov, log)
         write_json(collection_out, staging.stac_collection(manifest))
         write_json(manifest_out, manifest)  # last: its existence means the store is complete
 
@@ -62,25 +78,28 @@ def run_stage(
 def run_reduce(
     dataset: str,
     reduction: str,
-    config: dict[str, Any],
+    compute_cfg: dict[str, Any],
+    target: dict[str, Any],
     manifest_path: str,
     out_nc: str,
     log_path: str,
+    run_config: dict[str, Any],
     threads: int = 1,
     mem_mb: int | None = None,
 ) -> None:
+    """Reduce one staged dataset. `run_config` (the run's validated config) only for provenance."""
     from pcflow import compute, reductions, staging
 
     with rule_logging(log_path, f"reduce[{dataset}/{reduction}]") as log:
         manifest = json.loads(Path(manifest_path).read_text())
-        compute_cfg = {**config.get("compute", {}), "threads": threads, "mem_mb": mem_mb}
+        compute_cfg = {**compute_cfg, "threads": threads, "mem_mb": mem_mb}
         with compute.cluster(compute_cfg, log):
-            ds = staging.open_staged(manifest, config["target"])
+            ds = staging.open_staged(manifest, target)
             result = reductions.run(reduction, ds)
             # This run's record (the commit that made the NetCDF), with the staged data's STAC
             # record and the commit that staged it.
             staged = manifest.get("provenance", {})
-            prov = {**provenance.record(config), "stac": staged.get("stac")}
+            prov = {**provenance.record(run_config), "stac": staged.get("stac")}
             prov["staged_by"] = (staged.get("git") or {}).get("commit")
             result.attrs["provenance"] = provenance.canonical_json(prov)
             Path(out_nc).parent.mkdir(parents=True, exist_ok=True)
