@@ -49,6 +49,8 @@ def _settings(staging_cfg: dict[str, Any]) -> dict[str, Any]:
         "server_side_copy": bool(cfg["server_side_copy"]),
         "verify_sample": int(cfg["verify_sample"]),
         "memory_mb": float(cfg["memory_mb"]),
+        "cluster": cfg["cluster"],
+        "task_mb": float(cfg["task_mb"]),
     }
 
 
@@ -351,7 +353,7 @@ def stage(
             )
             done.update(distributed.run_on_cluster(
                 on_cluster, job, pending, metas, so, stats, log,
-                float(staging_cfg.get("task_mb", distributed.DEFAULT_TASK_MB)),
+                cfg["task_mb"],
             ))  # fmt: skip
         elif pending:
             done.update(writer.run_regions(pending, plans, metas, orders, chunk_fn))
