@@ -356,7 +356,6 @@ SNAKEMAKE_ROWS = [
     "secret-gateway-password",
     "datetime-open-range",
     "stac-api-bad-under-env",
-    "unknown-reduction",
 ]
 
 
