@@ -161,7 +161,11 @@ def _scan(where: str, data: bytes, secrets: list[bytes]) -> None:
 
 
 def test_no_secret_in_results_logs_or_git(demo_run, sandbox):
-    secrets = [v.encode() for k, v in sandbox.env().items() if "KEY" in k or "TOKEN" in k]
+    secrets = [
+        v.encode()
+        for k, v in sandbox.env().items()
+        if any(w in k for w in ("KEY", "TOKEN", "PASSWORD"))
+    ]
     assert secrets, "the sandbox must export at least the target account key"
     scanned = pngs = 0
     report = demo_run["workdir"] / "report.html"
