@@ -291,7 +291,7 @@ TABLE = [
         "stac_api",
         "remove the credentials",
     ),
-    ("not-a-mapping", lambda c: c.clear() or c.update(x=1), {}, "x", "remove it"),
+    ("unknown-top-level-key", lambda c: c.clear() or c.update(x=1), {}, "x", "remove it"),
 ]
 
 
@@ -397,3 +397,8 @@ def test_snakemake_yaml_syntax_error_in_default_config_is_one_pcflow_line(tmp_pa
     assert proc.returncode != 0
     assert "pcflow: config error at (file config/config.yaml, line 3" in proc.stderr, proc.stderr
     assert _written(tmp_path) == []
+
+
+def test_a_config_that_is_not_a_mapping_is_one_line(env):
+    with pytest.raises(ConfigError, match=r"^config error at \(top level\): the config is not"):
+        validate(["stac_api", "target"])
