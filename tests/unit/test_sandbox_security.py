@@ -216,3 +216,34 @@ def test_state_dirs_are_private(tmp_path):
     assert password.read_text() not in config_text and str(password) in config_text
     env = gateway_server.env(25991, state_dir=gw)
     assert env["DASK_GATEWAY__AUTH__KWARGS__PASSWORD"] == password.read_text()
+
+
+def test_constrained_ca_still_verifies_a_real_tls_handshake_on_loopback(tmp_path):
+    """OpenSSL (what Python, GDAL/curl use) accepts the name-constrained chain for 127.0.0.1."""
+    import socket
+    import threading
+
+    paths = certs.ensure_certs(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(paths.server_cert, paths.server_key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    errors = []
+
+    def serve():
+        try:
+            conn, _ = listener.accept()
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(b"ok")
+        except OSError as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client_ctx = ssl.create_default_context(cafile=str(paths.bundle))
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+        with client_ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.recv(2) == b"ok"
+    thread.join(30)
+    listener.close()
+    assert not errors
