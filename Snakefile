@@ -8,8 +8,25 @@ min_version("9.0")
 # config/config.yaml is the default; `--configfile X` REPLACES it (Snakemake would otherwise
 # merge the two, silently adding your datasets to the demo's).
 if not workflow.overwrite_configfiles:
+    try:
 
-    configfile: "config/config.yaml"
+        configfile: "config/config.yaml"
+
+    except WorkflowError:
+        # Snakemake's YAML error names neither line nor fix; pcflow's one line does. (A bad
+        # `--configfile X` is read by Snakemake before this file runs: `pcflow plan
+        # --configfile X` gives the same one line for it, see config/README.md.)
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+        from pcflow.config import ConfigError, read
+
+        try:
+            read("config/config.yaml")  # where the directive looked (the working directory)
+        except ConfigError as err:
+            sys.exit(f"pcflow: {err}")
+        raise
 
 
 report: "report/workflow.rst"

@@ -1,4 +1,4 @@
-"""Rule logging: to the rule's log file and stderr, with secrets redacted."""
+"""Rule logging: to the rule's log file and stderr, with secrets redacted (tracebacks too)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,33 @@ from pathlib import Path
 
 from pcflow.redaction import redact
 
+_TRACEBACKS = logging.Formatter()
+
 
 class RedactingFilter(logging.Filter):
-    """Rewrites every record so that no SAS signature or key reaches a log."""
+    """Rewrites every record so that no SAS signature or key reaches a log.
+
+    The message, the exception traceback (`exc_info`, formatted here into `exc_text`, which
+    formatters use instead of formatting it again) and `stack_info` are all redacted.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose whole output is redacted (a second net behind RedactingFilter)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 @contextlib.contextmanager
@@ -30,7 +49,7 @@ def rule_logging(log_path: str | Path, name: str) -> Iterator[logging.Logger]:
     logging.getLogger("pcflow").setLevel(logging.DEBUG)
     # Azure SDK logs every request at INFO; keep rule logs readable.
     logging.getLogger("azure").setLevel(logging.WARNING)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers = [logging.FileHandler(log_path, mode="w"), logging.StreamHandler(sys.stderr)]
     handlers[1].setLevel(logging.INFO)
     for handler in handlers:

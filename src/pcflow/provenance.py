@@ -69,6 +69,29 @@ def strip_credentials(url: str) -> str:
     return re.sub(r"([?&](?:token|sig|access_token|password)=)[^&]*", r"\1***", url)
 
 
+def secret_free(doc: Any) -> Any:
+    """A copy safe to store: values under secret-named keys and secrets inside strings hidden.
+
+    Validation already refuses secrets in the config; this second net keeps a secret that got
+    in some other way (an env override, a future key) out of every copy of the record.
+    """
+    from pcflow.config import FREE_FORM, _is_secret_key
+    from pcflow.redaction import redact
+
+    def _hidden(parent: str, key: str) -> bool:
+        # Dataset names are names; STAC query/filter keys are data.
+        return parent not in FREE_FORM and parent != "datasets" and _is_secret_key(key)
+
+    def walk(node: Any, parent: str) -> Any:
+        if isinstance(node, dict):
+            return {k: "***" if _hidden(parent, str(k)) else walk(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, parent) for v in node]
+        return redact(node) if isinstance(node, str) else node
+
+    return walk(doc, "")
+
+
 def canonical_json(doc: Any) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -168,7 +191,7 @@ def build(
         "schema": SCHEMA,
         "git": state,
         "config_sha256": config_hash(config),
-        "config": json.loads(canonical_json(config)),
+        "config": secret_free(json.loads(canonical_json(config))),
         "environment": env,
         "snakemake": env["packages"].get("snakemake"),
         "executor": executor,
@@ -217,10 +240,19 @@ def record(
     return rec
 
 
+def redact_url(url: Any) -> Any:
+    """A URL with secret query values (sig=, subscription-key=) hidden; non-strings as given."""
+    from pcflow.redaction import redact
+
+    return redact(url) if isinstance(url, str) else url
+
+
 def with_stac(rec: Mapping[str, Any], items_doc: Mapping[str, Any]) -> dict[str, Any]:
     """The record plus what discovery found: query, collection `updated`, item ids + `updated`."""
     keys = ("stac_api", "collection", "query", "collection_updated", "item_ids", "item_updated")
     stac = {k: items_doc.get(k) for k in keys}
+    if isinstance(stac["stac_api"], str):
+        stac["stac_api"] = strip_credentials(redact_url(stac["stac_api"]))
     stac["item_ids"] = sorted(stac["item_ids"] or [])
     return {**rec, "stac": stac}
 

@@ -474,6 +474,50 @@ def compare(
     return diffs
 
 
+def confirm_plan(
+    args: argparse.Namespace,
+    recorded: Mapping[str, Any],
+    repo_url: str,
+    rev: str,
+    workdir: Path,
+    say: Any,
+    stdin: Any = None,
+) -> None:
+    """Say what will be cloned and run; go on only with --yes, --repo or a 'y' on a terminal.
+
+    The remote and commit come from the result file, which anyone could have written: cloning
+    it runs that repository's Makefile (`make install`) and Snakefile with the user's
+    credentials. A repository the user names with --repo is trusted as given.
+    """
+    stdin = sys.stdin if stdin is None else stdin
+    source = "given with --repo" if args.repo else "named by the result file"
+    results_dir = "results"
+    if args.configfile:
+        from pcflow import config as cfgmod
+
+        results_dir = str(cfgmod.validate(cfgmod.read(args.configfile)).get("results"))
+    targets = " ".join(rerun_targets(recorded, results_dir))
+    say(f"will clone: {repo_url} ({source})")
+    say(f"will check out: {rev}" + (" (given with --rev)" if args.rev else " (recorded)"))
+    say(
+        f"will run: `make install` in the clone if its lock differs from this environment "
+        f"(--install {args.install}), then snakemake -s {workdir / 'repo' / 'Snakefile'} "
+        f"--directory {workdir / 'run'} --configfile {workdir / 'config.yaml'} "
+        f"--cores {args.cores} {targets}".rstrip()
+    )
+    if args.yes or args.repo:
+        return
+    if stdin.isatty():
+        answer = input("run that repository's code on this machine? [y/N] ").strip().lower()
+        if answer in ("y", "yes"):
+            return
+        raise ReproduceError("not confirmed; nothing was cloned")
+    raise ReproduceError(
+        f"the result file names the repository to clone ({repo_url}) and its code would run "
+        "here — check it above, then pass --yes, or --repo PATH_OR_URL for one you chose"
+    )
+
+
 def run(args: argparse.Namespace, out=sys.stdout) -> int:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
@@ -494,6 +538,7 @@ def run(args: argparse.Namespace, out=sys.stdout) -> int:
     clone_dir = workdir / "repo"
     if clone_dir.exists():
         raise ReproduceError(f"{clone_dir} exists — pass an empty --workdir")
+    confirm_plan(args, recorded, repo_url, rev, workdir, say)
     commit = clone(repo_url, rev, clone_dir)
     say(f"clone: {clone_dir} at {commit} (from {repo_url})")
     bin_dir, env_line = choose_environment(rec, clone_dir, args.install)
@@ -558,6 +603,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("result", help="results/provenance.json, a staged.json or a reduction's .nc")
     p.add_argument("--workdir", help="where to clone and run (default: a new temporary folder)")
     p.add_argument("--repo", help="clone from here instead of the recorded remote")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="clone and run the remote named in the result file without asking",
+    )
     p.add_argument("--rev", help="check out this revision instead of the recorded commit")
     p.add_argument("--configfile", help="run with this config instead of the recorded one")
     p.add_argument(

@@ -49,9 +49,11 @@ def snakemake(repo: Path, workdir: Path, config: Path, *args: str, env=None, che
     return proc
 
 
-def reproduce(*args: str, env=None) -> subprocess.CompletedProcess:
+def reproduce(*args: str, env=None, yes: bool = True) -> subprocess.CompletedProcess:
+    # --yes: these tests clone the test origin the records name (non-interactive runs refuse
+    # a result file's remote without it; see test_reproduce_asks_before_running_the_files_remote).
     proc = subprocess.run(
-        [str(BIN / "pcflow"), "reproduce", *args],
+        [str(BIN / "pcflow"), "reproduce", *args, *(["--yes"] if yes else [])],
         capture_output=True,
         text=True,
         env=env or os.environ.copy(),
@@ -339,3 +341,14 @@ def test_kbatch_profile_refuses_a_dirty_tree_unless_overridden(recorded, sandbox
     assert "src/pcflow/reductions.py" in items["provenance"]["git"]["changed"]
     assert items["provenance"]["executor"] == "kbatch"
     assert len(items["provenance"]["git"]["diff_sha256"]) == 64
+
+
+def test_reproduce_asks_before_running_the_files_remote(recorded, tmp_path):
+    """The remote in a result file is not trusted: without --yes nothing is cloned or run."""
+    record = recorded["run"] / "results" / "provenance.json"
+    proc = reproduce(str(record), "--workdir", str(tmp_path / "w"), yes=False)
+    assert proc.returncode == 2
+    remote = json.loads(record.read_text())["provenance"]["git"]["remote"]
+    assert f"will clone: {remote}" in proc.stdout and recorded["commit"] in proc.stdout
+    assert "will run:" in proc.stdout and "--yes" in proc.stderr
+    assert not (tmp_path / "w" / "repo").exists() and not (tmp_path / "w" / "run").exists()

@@ -108,24 +108,89 @@ def test_report_holds_the_figures(demo_run):
 
 
 SECRET_PATTERNS = [
-    re.compile(rb"sig=[A-Za-z0-9%/+]{20,}"),
+    re.compile(rb"sig(?:=|%3D)[A-Za-z0-9%/+]{20,}"),
     re.compile(rb"AccountKey=[A-Za-z0-9+/=]{20,}"),
+    re.compile(rb"[Ss]ubscription-[Kk]ey=[A-Za-z0-9]{16,}"),
+    re.compile(rb"Bearer [A-Za-z0-9._-]{16,}"),
 ]
 
 
+def _png_texts(data: bytes) -> list[bytes]:
+    """The text of a PNG's tEXt/zTXt/iTXt chunks, zlib-compressed ones decompressed."""
+    import struct
+    import zlib
+
+    texts, pos = [], 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"tEXt":
+            texts.append(body)
+        elif kind == b"zTXt":
+            key, _, rest = body.partition(b"\0")
+            texts.append(key + b"\0" + zlib.decompress(rest[1:]))
+        elif kind == b"iTXt":
+            key, _, rest = body.partition(b"\0")
+            compressed, text = rest[0], rest[2:].split(b"\0", 2)[-1]
+            texts.append(key + b"\0" + (zlib.decompress(text) if compressed else text))
+    return texts
+
+
+def _stored_metadata(sandbox, prefix: str) -> dict[str, bytes]:
+    """Every metadata blob (.zattrs, .zmetadata, .zarray, .pcflow/*) of the e2e stores."""
+    from azure.storage.blob import BlobServiceClient
+
+    env = sandbox.env()
+    container = BlobServiceClient.from_connection_string(
+        env["AZURITE_CONNECTION_STRING"]
+    ).get_container_client("pcflow")
+    blobs = {}
+    for blob in container.list_blobs(name_starts_with=prefix + "/"):
+        name = blob.name
+        if name.rsplit("/", 1)[-1].startswith(".") or "/.pcflow/" in name:
+            blobs[name] = container.download_blob(name).readall()
+    return blobs
+
+
+def _scan(where: str, data: bytes, secrets: list[bytes]) -> None:
+    for secret in secrets:
+        assert secret not in data, f"secret value in {where}"
+    for pattern in SECRET_PATTERNS:
+        assert not pattern.search(data), f"{pattern.pattern} in {where}"
+
+
 def test_no_secret_in_results_logs_or_git(demo_run, sandbox):
-    secrets = [v.encode() for k, v in sandbox.env().items() if "KEY" in k or "TOKEN" in k]
+    secrets = [
+        v.encode()
+        for k, v in sandbox.env().items()
+        if any(w in k for w in ("KEY", "TOKEN", "PASSWORD"))
+    ]
     assert secrets, "the sandbox must export at least the target account key"
-    scanned = 0
-    for folder in ("results", "logs", ".snakemake/log"):
-        for path in (demo_run["workdir"] / folder).rglob("*"):
-            if path.is_file():
-                data = path.read_bytes()
-                scanned += 1
-                for secret in secrets:
-                    assert secret not in data, f"secret value in {path}"
-                for pattern in SECRET_PATTERNS:
-                    assert not pattern.search(data), f"{pattern.pattern} in {path}"
+    scanned = pngs = 0
+    report = demo_run["workdir"] / "report.html"
+    if not report.exists():
+        run_snakemake(demo_run["workdir"], demo_run["config"], "--report", str(report))
+    files = [report] + [
+        path
+        for folder in ("results", "logs", ".snakemake/log")
+        for path in (demo_run["workdir"] / folder).rglob("*")
+        if path.is_file()
+    ]
+    for path in files:
+        data = path.read_bytes()
+        scanned += 1
+        _scan(str(path), data, secrets)
+        if path.suffix == ".png":
+            texts = _png_texts(data)
+            pngs += bool(texts)
+            for text in texts:
+                _scan(f"{path} (PNG text chunk)", text, secrets)
+    assert pngs >= 1, "no PNG text chunk (matplotlib writes at least Software) was read"
+    stored = _stored_metadata(sandbox, demo_run["cfg"]["target"]["prefix"])
+    assert any(name.endswith("/.zattrs") for name in stored), sorted(stored)[:5]
+    for name, data in stored.items():
+        _scan(f"blob {name}", data, secrets)
     assert scanned >= 8
     tracked = subprocess.run(
         ["git", "grep", "-I", "-l", "-E", r"sig=[A-Za-z0-9%/+]{20,}"],

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def gateway(tmp_path_factory):
                 log_text = (state / "server.log").read_text()
                 raise RuntimeError(f"gateway did not start:\n{log_text}") from err
             time.sleep(0.3)
-    env = {**os.environ, **gateway_server.env(port)}
+    env = {**os.environ, **gateway_server.env(port, state_dir=state)}
     yield {"url": url, "env": env, "state": state}
     proc.send_signal(signal.SIGTERM)
     try:
@@ -110,10 +111,41 @@ def gateway(tmp_path_factory):
     log.close()
 
 
-def _client(gw):
+def _client(gw, password=None):
     from dask_gateway import Gateway
+    from dask_gateway.auth import BasicAuth
 
-    return Gateway(gw["url"], proxy_address=gw["env"]["DASK_GATEWAY__PROXY_ADDRESS"], auth="basic")
+    password = gw["env"]["DASK_GATEWAY__AUTH__KWARGS__PASSWORD"] if password is None else password
+    return Gateway(
+        gw["url"],
+        proxy_address=gw["env"]["DASK_GATEWAY__PROXY_ADDRESS"],
+        auth=BasicAuth(password=password),
+    )
+
+
+def test_gateway_requires_the_password(gateway):
+    """Any local user could otherwise run code as the sandbox owner (who holds the keys)."""
+    import base64
+
+    state = gateway["state"]
+    secret_file = gateway_server.password_path(state)
+    assert secret_file.stat().st_mode & 0o077 == 0 and state.stat().st_mode & 0o077 == 0
+    assert (
+        gateway["env"]["DASK_GATEWAY__AUTH__KWARGS__PASSWORD"]
+        not in (state / gateway_server.CONFIG_NAME).read_text()
+    )
+    for password in ("", "wrong-password"):
+        request = urllib.request.Request(
+            f"{gateway['url']}/api/v1/clusters/",
+            headers={
+                "Authorization": "Basic "
+                + base64.b64encode(f"someone:{password}".encode()).decode()
+            },
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        assert info.value.code in (401, 403)
+    assert isinstance(_client(gateway).list_clusters(), list)  # the right password works
 
 
 def _cluster_pids(name: str) -> list[int]:

@@ -62,13 +62,13 @@ def test_demo_config_is_valid_and_gets_defaults():
             "datasets.daymet-hi.asset",
             "zarr-abfs",
         ),
-        (lambda c: c["target"].pop("container"), "target", "add it"),
+        (lambda c: c["target"].pop("container"), "target.container", "add it"),
         (
             lambda c: c["target"].update(account_name="Bad_Name"),
             "target.account_name",
-            "expected form",
+            "lowercase letters and digits",
         ),
-        (lambda c: c.update(stac_api="ftp://x"), "stac_api", "expected form"),
+        (lambda c: c.update(stac_api="ftp://x"), "stac_api", "STAC API root"),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_field(mutation, field, words):

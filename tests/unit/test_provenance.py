@@ -240,3 +240,19 @@ def test_png_stamp_roundtrip_keeps_pixels(repo, tmp_path):
     assert prov.from_output(png) == rec
     with Image.open(png) as img:
         assert np.array_equal(np.asarray(img), before)
+
+
+def test_record_copies_of_the_config_are_secret_free():
+    from pcflow.provenance import secret_free, with_stac
+
+    cfg = {
+        "stac_api": "https://x.example/stac?subscription-key=abcdef0123456789",
+        "compute": {"gateway": {"password": "hunter2-but-longer"}},
+        "datasets": {"token-maps": {"query": {"s2:token": {"eq": 1}}, "bbox": [0, 0, 1, 1]}},
+    }
+    safe = secret_free(cfg)
+    text = json.dumps(safe)
+    assert "abcdef0123456789" not in text and "hunter2" not in text
+    assert safe["datasets"]["token-maps"]["query"] == {"s2:token": {"eq": 1}}
+    rec = with_stac({}, {"stac_api": "https://x/stac?sv=1&sig=abcdefabcdef0123", "item_ids": []})
+    assert "abcdefabcdef0123" not in rec["stac"]["stac_api"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -230,3 +231,80 @@ def test_rerun_targets_are_the_recorded_file_or_everything():
     assert rp.rerun_targets(manifest, "out") == ["out/daymet-hi/staged.json"]
     run = {"kind": "run", "netcdf": {}, "datasets": {"a": {}, "b": {}}}
     assert rp.rerun_targets(run, "results") == []  # the default target: the whole workflow
+
+
+# -- the result file is not trusted (issue 12 hole 11) ---------------------------------------
+
+
+def _untrusted(tmp_path, nc_pair):
+    base, _, _ = nc_pair
+    rec = record(
+        git={"commit": "b" * 40, "dirty": False, "remote": "https://evil.example/pcflow.git"}
+    )
+    nc = tmp_path / "x" / "spatial_mean.nc"
+    nc.parent.mkdir()
+    base.assign_attrs(provenance=json.dumps(rec)).to_netcdf(nc)
+    return nc
+
+
+def _args(*argv):
+    parser = __import__("argparse").ArgumentParser()
+    rp.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+class _Cloned(Exception):
+    pass
+
+
+@pytest.fixture
+def no_clone(monkeypatch):
+    calls = []
+
+    def fake_clone(url, rev, dest):
+        calls.append((url, rev))
+        raise _Cloned(url)
+
+    monkeypatch.setattr(rp, "clone", fake_clone)
+    return calls
+
+
+class _Stdin:
+    def __init__(self, tty):
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_reproduce_refuses_the_files_remote_without_yes(tmp_path, nc_pair, no_clone, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", _Stdin(False))
+    out = io.StringIO()
+    nc = _untrusted(tmp_path, nc_pair)
+    with pytest.raises(rp.ReproduceError, match="pass --yes, or --repo"):
+        rp.run(_args(str(nc), "--workdir", str(tmp_path / "w")), out=out)
+    shown = out.getvalue()
+    assert "will clone: https://evil.example/pcflow.git (named by the result file)" in shown
+    assert "b" * 40 in shown and "snakemake -s" in shown and "make install" in shown
+    assert no_clone == [] and not (tmp_path / "w" / "repo").exists()
+
+
+@pytest.mark.parametrize("extra", [["--yes"], ["--repo", "/some/checkout"]])
+def test_reproduce_goes_on_with_yes_or_a_chosen_repo(tmp_path, nc_pair, no_clone, extra):
+    nc = _untrusted(tmp_path, nc_pair)
+    with pytest.raises(_Cloned):
+        rp.run(_args(str(nc), "--workdir", str(tmp_path / "w"), *extra), out=sys.stderr)
+    assert no_clone and no_clone[0][1] == "b" * 40
+
+
+@pytest.mark.parametrize(("answer", "cloned"), [("y", True), ("n", False), ("", False)])
+def test_reproduce_asks_on_a_terminal(tmp_path, nc_pair, no_clone, monkeypatch, answer, cloned):
+    monkeypatch.setattr(sys, "stdin", _Stdin(True))
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    nc = _untrusted(tmp_path, nc_pair)
+    expected = _Cloned if cloned else rp.ReproduceError
+    with pytest.raises(expected):
+        rp.run(_args(str(nc), "--workdir", str(tmp_path / "w")), out=sys.stderr)
+    assert bool(no_clone) == cloned

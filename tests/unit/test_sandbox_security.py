@@ -85,3 +85,165 @@ def test_sign_endpoint_appends_token(client):
     assert doc["href"].startswith(href + "?") and "sig=" in doc["href"]
     other = "https://example.com/daymeteuwest/daymet-zarr/x"
     assert client.get("/api/sas/v1/sign", params={"href": other}).status_code == 404
+
+
+# -- hardening (issue 12 hole 10) -----------------------------------------------------------
+
+
+def _leaf(ca_key, ca_cert, names):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def test_ca_is_short_lived_and_name_constrained_to_loopback(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+    paths = certs.ensure_certs(tmp_path)
+    ca = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    assert ca.not_valid_after_utc - ca.not_valid_before_utc <= dt.timedelta(days=31)
+    ext = ca.extensions.get_extension_for_class(x509.NameConstraints)
+    assert ext.critical
+    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    verifier = PolicyBuilder().store(Store([ca])).build_server_verifier
+
+    # The sandbox's own server certificate verifies for 127.0.0.1 ...
+    server = x509.load_pem_x509_certificate(paths.server_cert.read_bytes())
+    verifier(x509.IPAddress(ipaddress.ip_address("127.0.0.1"))).verify(server, [])
+    # ... but the CA key cannot mint a certificate any verifier accepts for another host.
+    evil = _leaf(ca_key, ca, [x509.DNSName("login.microsoftonline.com")])
+    with pytest.raises(VerificationError):
+        verifier(x509.DNSName("login.microsoftonline.com")).verify(evil, [])
+    evil_ip = _leaf(ca_key, ca, [x509.IPAddress(ipaddress.ip_address("10.0.0.1"))])
+    with pytest.raises(VerificationError):
+        verifier(x509.IPAddress(ipaddress.ip_address("10.0.0.1"))).verify(evil_ip, [])
+
+
+def test_an_old_unconstrained_ca_is_remade_when_azurite_starts(tmp_path):
+    paths = certs.ensure_certs(tmp_path)
+    first = paths.ca_cert.read_bytes()
+    assert certs.ensure_certs(tmp_path).ca_cert.read_bytes() == first  # current: kept
+    # Simulate an older pcflow's 10-year CA without name constraints.
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")])
+    now = dt.datetime.now(dt.UTC)
+    old = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    paths.ca_cert.write_bytes(old.public_bytes(serialization.Encoding.PEM))
+    assert certs.ensure_certs(tmp_path, renew=False).ca_cert.read_bytes() != first  # kept
+    renewed = x509.load_pem_x509_certificate(certs.ensure_certs(tmp_path).ca_cert.read_bytes())
+    renewed.extensions.get_extension_for_class(x509.NameConstraints)
+    server = x509.load_pem_x509_certificate(paths.server_cert.read_bytes())
+    server.verify_directly_issued_by(renewed)
+
+
+@pytest.mark.parametrize("which", ["account-keys", "ca-key", "server-key"])
+def test_key_files_with_a_widened_mode_are_refused(tmp_path, which):
+    from pcflow.sandbox import SandboxError
+
+    accounts.ensure_account_keys(tmp_path)
+    paths = certs.ensure_certs(tmp_path)
+    target = {
+        "account-keys": accounts.keys_path(tmp_path),
+        "ca-key": paths.ca_key,
+        "server-key": paths.server_key,
+    }[which]
+    target.chmod(0o644)
+    with pytest.raises(SandboxError) as info:
+        accounts.ensure_account_keys(tmp_path)
+        certs.ensure_certs(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and str(target) in message and "chmod 600" in message
+
+
+def test_state_dirs_are_private(tmp_path):
+    from pcflow.sandbox import Sandbox
+    from pcflow.sandbox import gateway as gateway_server
+
+    state = tmp_path / "state"
+    sb = Sandbox(state, 25990)
+    with sb._locked():
+        pass
+    assert state.stat().st_mode & 0o777 == 0o700
+    # An existing, world-readable state dir is tightened too.
+    state.chmod(0o755)
+    with sb._locked():
+        pass
+    assert state.stat().st_mode & 0o777 == 0o700
+    accounts.ensure_account_keys(tmp_path / "fresh")
+    assert (tmp_path / "fresh").stat().st_mode & 0o077 == 0
+    gw = tmp_path / "gw"
+    gateway_server.write_config(gw, 25991, 25992)
+    assert gw.stat().st_mode & 0o077 == 0
+    password = gateway_server.password_path(gw)
+    assert password.stat().st_mode & 0o077 == 0 and len(password.read_text()) >= 32
+    config_text = (gw / gateway_server.CONFIG_NAME).read_text()
+    assert password.read_text() not in config_text and str(password) in config_text
+    env = gateway_server.env(25991, state_dir=gw)
+    assert env["DASK_GATEWAY__AUTH__KWARGS__PASSWORD"] == password.read_text()
+
+
+def test_constrained_ca_still_verifies_a_real_tls_handshake_on_loopback(tmp_path):
+    """OpenSSL (what Python, GDAL/curl use) accepts the name-constrained chain for 127.0.0.1."""
+    import socket
+    import threading
+
+    paths = certs.ensure_certs(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(paths.server_cert, paths.server_key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    errors = []
+
+    def serve():
+        try:
+            conn, _ = listener.accept()
+            with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(b"ok")
+        except OSError as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client_ctx = ssl.create_default_context(cafile=str(paths.bundle))
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+        with client_ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.recv(2) == b"ok"
+    thread.join(30)
+    listener.close()
+    assert not errors

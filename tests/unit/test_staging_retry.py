@@ -140,3 +140,23 @@ def test_retry_sync_looks_through_wrapping_exceptions():
     assert retry_sync(fn, "open", base_delay=0.001) == "ok"
     with pytest.raises(KeyError):
         retry_sync(lambda: {}["missing"], "lookup", base_delay=0.001)
+
+
+def test_unknown_account_names_target_account_name():
+    """Issue 12 hole 5: a wrong account said only 'ResourceNotFoundError 404'."""
+    from azure.core.exceptions import ResourceNotFoundError, ServiceRequestError
+
+    from pcflow.staging.retry import describe
+
+    exc = ResourceNotFoundError(message="The specified resource does not exist.")
+    exc.error_code = "ResourceNotFound"
+    line = describe(exc, "writing az://pcflow/demo/x.zarr")
+    assert "target.account_name" in line and "\n" not in line
+    dns = ServiceRequestError(
+        "Cannot connect to host nosuchacct.blob.core.windows.net:443 ssl:default "
+        "[Name or service not known]"
+    )
+    assert "target.account_name" in describe(dns, "listing")
+    missing_blob = ResourceNotFoundError(message="The specified blob does not exist.")
+    missing_blob.error_code = "BlobNotFound"
+    assert "target.account_name" not in describe(missing_blob, "reading")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 from pathlib import Path
+
+from pcflow.sandbox.private import private_dir, read_private, write_private
 
 SOURCE_ACCOUNTS: tuple[str, ...] = ("daymeteuwest", "sentinel2l2a01")
 TARGET_ACCOUNT = "pcflowdemo"
@@ -36,15 +37,12 @@ def ensure_account_keys(state_dir: Path) -> dict[str, str]:
     """Load the account keys, generating random 64-byte base64 keys on first use."""
     path = keys_path(state_dir)
     if path.exists():
-        keys = json.loads(path.read_text())
+        keys = json.loads(read_private(path))  # refused if its mode was widened
         if set(ALL_ACCOUNTS) <= set(keys):
             return {name: keys[name] for name in ALL_ACCOUNTS}
     keys = {name: base64.b64encode(secrets.token_bytes(64)).decode() for name in ALL_ACCOUNTS}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(keys, f)
+    private_dir(path.parent)
+    write_private(path, json.dumps(keys).encode())
     return keys
 
 
@@ -53,7 +51,7 @@ def load_account_keys(state_dir: Path) -> dict[str, str]:
     path = keys_path(state_dir)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `pcflow sandbox up` first")
-    return json.loads(path.read_text())
+    return json.loads(read_private(path))
 
 
 def azurite_accounts_value(keys: dict[str, str]) -> str:

@@ -4,13 +4,17 @@ adlfs and the Azure SDK only talk https to an `account_host`, and GDAL must read
 https too, so Azurite gets a server certificate for 127.0.0.1/localhost signed by a small CA
 made per state dir. Clients trust it through a bundle = certifi's roots + this CA (exported as
 SSL_CERT_FILE, REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), so public hosts stay trusted as well.
+
+Trusting a CA whose key sits in a local directory must not extend to the world: the CA is valid
+30 days (remade, with a new server certificate, when fewer than 2 days are left) and carries a
+critical X.509 NameConstraints extension that permits only 127.0.0.1, ::1 and localhost, so a
+certificate it signs for any other host is rejected by every verifier.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +24,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-VALID_DAYS = 3650  # a local test CA: long validity avoids surprise expiry in long-lived dirs
+from pcflow.sandbox.private import check_private, private_dir, write_private
+
+VALID_DAYS = 30  # short: a leaked CA key is useful for a month at most
+RENEW_DAYS = 2  # remade at `sandbox up` when fewer days are left
+PERMITTED = (
+    x509.IPAddress(ipaddress.ip_network("127.0.0.1/32")),
+    x509.IPAddress(ipaddress.ip_network("::1/128")),
+    x509.DNSName("localhost"),
+)
 
 
 @dataclass(frozen=True)
@@ -45,10 +57,7 @@ def cert_paths(state_dir: Path) -> CertPaths:
 
 def _write_private(path: Path, data: bytes) -> None:
     """Write a private key readable by the owner only (created 0600, never wider)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    write_private(path, data)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -88,6 +97,10 @@ def _make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
             critical=True,
         )
         .add_extension(ski, critical=False)
+        .add_extension(
+            x509.NameConstraints(permitted_subtrees=list(PERMITTED), excluded_subtrees=None),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
     return key, cert
@@ -106,7 +119,7 @@ def _make_server(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=VALID_DAYS - 1))
+        .not_valid_after(ca_cert.not_valid_after_utc)
         .add_extension(
             x509.SubjectAlternativeName(
                 [
@@ -142,16 +155,38 @@ def _make_server(
     return key, cert
 
 
-def ensure_certs(state_dir: Path) -> CertPaths:
-    """Create the CA, the server certificate and the trust bundle unless they already exist."""
-    paths = cert_paths(state_dir)
-    paths.ca_cert.parent.mkdir(parents=True, exist_ok=True)
+def _ca_current(paths: CertPaths, renew: bool) -> bool:
+    """The stored CA is usable: present, private, name-constrained and not about to expire."""
     if not (paths.ca_cert.exists() and paths.ca_key.exists()):
+        return False
+    check_private(paths.ca_key)
+    if not renew:
+        return True
+    ca = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    try:
+        ca.extensions.get_extension_for_class(x509.NameConstraints)
+    except x509.ExtensionNotFound:
+        return False  # made by an older pcflow: unconstrained, so remade
+    left = ca.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    return left > dt.timedelta(days=RENEW_DAYS)
+
+
+def ensure_certs(state_dir: Path, renew: bool = True) -> CertPaths:
+    """Create the CA, the server certificate and the trust bundle unless current ones exist.
+
+    renew=False keeps an existing CA even if old or unconstrained (for callers that only need
+    the paths while Azurite may be serving the current certificate); Azurite's start renews.
+    """
+    paths = cert_paths(state_dir)
+    private_dir(paths.ca_cert.parent)
+    if not _ca_current(paths, renew):
         ca_key, ca_cert = _make_ca()
         _write_private(paths.ca_key, _key_pem(ca_key))
         paths.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         paths.server_cert.unlink(missing_ok=True)  # a new CA invalidates the old server cert
         paths.bundle.unlink(missing_ok=True)
+    if paths.server_key.exists():
+        check_private(paths.server_key)
     if not (paths.server_cert.exists() and paths.server_key.exists()):
         ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
         ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())

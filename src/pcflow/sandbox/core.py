@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pcflow.sandbox import services as svc
+from pcflow.sandbox.private import private_dir
 from pcflow.sandbox.process import (
     SandboxError,
     is_alive,
@@ -97,7 +98,8 @@ class Sandbox:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """One `up`/`down` at a time per state dir (two shells, or pytest + a shell)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # 0700: keys, the CA key, the gateway password and pod logs live below it.
+        private_dir(self.state_dir)
         with (self.state_dir / ".lock").open("w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:

@@ -56,7 +56,8 @@ class Context:
 
     @cached_property
     def certs(self) -> certs.CertPaths:
-        return certs.ensure_certs(self.state_dir)
+        # Paths only: renewing here could swap the CA under a running Azurite (its start renews).
+        return certs.ensure_certs(self.state_dir, renew=False)
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ def missing_requirements(names: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def _azurite_argv(ctx: Context) -> list[str]:
+    certs.ensure_certs(ctx.state_dir)  # Azurite is about to start: renew an old/unconstrained CA
     binary = azurite_bin()
     if binary is None:
         raise SandboxError("azurite-blob not found: run `make install` (npm ci) in the repo root")
@@ -324,7 +326,7 @@ register(
 def _gateway_exports(ctx: Context) -> dict[str, str]:
     from pcflow.sandbox import gateway as gateway_server
 
-    return gateway_server.env(ctx.port(12), ctx.port(13))
+    return gateway_server.env(ctx.port(12), ctx.port(13), ctx.path("gateway"))
 
 
 register(

@@ -51,6 +51,7 @@ def _settings(staging_cfg: dict[str, Any]) -> dict[str, Any]:
         "memory_mb": float(cfg["memory_mb"]),
         "cluster": cfg["cluster"],
         "task_mb": float(cfg["task_mb"]),
+        "max_area_deg2": float(cfg["max_area_deg2"]),  # checked by config validation
     }
 
 

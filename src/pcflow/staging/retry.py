@@ -77,12 +77,26 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and not isinstance(exc, FileExistsError)
 
 
+def _unknown_host(exc: BaseException) -> bool:
+    text = str(exc)
+    return ".blob.core.windows.net" in text and (
+        "Name or service not known" in text or "nodename nor servname" in text
+    )
+
+
 def describe(exc: BaseException, what: str) -> str:
     """One line naming the operation, the cause and the fix."""
     status = status_of(exc)
     code = error_code(exc)
     if code == "ContainerNotFound" or "ContainerNotFound" in str(exc):
         return f"{what}: the container does not exist — create it or fix target.container"
+    if code == "ResourceNotFound" or _unknown_host(exc):
+        # Azurite answers an unknown account with 404 ResourceNotFound; Azure's DNS has no
+        # {account}.blob.core.windows.net at all.
+        return (
+            f"{what}: the storage account was not found (HTTP {status or '-'} {code or 'DNS'}) "
+            "— fix target.account_name (or PCFLOW_AZURE_ACCOUNT_HOST)"
+        )
     if is_auth_error(exc):
         return (
             f"{what}: access refused (HTTP {status or '403'} {code}) — check the credential "
