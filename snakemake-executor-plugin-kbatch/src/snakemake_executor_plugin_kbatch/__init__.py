@@ -34,17 +34,22 @@ from snakemake_executor_plugin_kbatch.client import (
 
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
+    """Settings: `--kbatch-<name>` on the command line, `kbatch-<name>` in a profile, and for
+    those marked so, environment variables SNAKEMAKE_KBATCH_<NAME>."""
+
     url: Optional[str] = field(  # noqa: UP045 (Snakemake parses typing.Optional only)
         default=None,
-        metadata={"help": "kbatch URL (default: $KBATCH_URL, then `kbatch configure`'s file)."},
-    )
-    image: Optional[str] = field(  # noqa: UP045 (Snakemake parses typing.Optional only)
-        default=None,
-        metadata={"help": "Container image for jobs (default: the kbatch profile's image)."},
+        metadata={
+            "help": "kbatch URL (default: $KBATCH_URL, then `kbatch configure`'s file).",
+            "env_var": True,
+        },
     )
     profile: Optional[str] = field(  # noqa: UP045 (Snakemake parses typing.Optional only)
         default=None,
-        metadata={"help": "kbatch profile name (server-side defaults: image, resources)."},
+        metadata={
+            "help": "kbatch profile name (server-side defaults: image, resources).",
+            "env_var": True,
+        },
     )
     job_ttl: int = field(
         default=3600,
@@ -71,9 +76,45 @@ class ExecutorSettings(ExecutorSettingsBase):
             "nargs": "+",
         },
     )
+    storage_connection_string_env: str = field(
+        default="AZURE_STORAGE_CONNECTION_STRING",
+        metadata={
+            "help": "Name of the environment variable holding a storage connection string with "
+            "an account key, used here to mint per-run SAS (never passed to jobs).",
+            "env_var": True,
+        },
+    )
+    storage_account_name_env: str = field(
+        default="AZURE_STORAGE_ACCOUNT",
+        metadata={
+            "help": "Name of the environment variable holding the storage account name "
+            "(with --kbatch-storage-account-key-env, an alternative to a connection string).",
+            "env_var": True,
+        },
+    )
+    storage_account_key_env: str = field(
+        default="AZURE_STORAGE_KEY",
+        metadata={
+            "help": "Name of the environment variable holding that account's key (used here "
+            "to mint per-run SAS, never passed to jobs).",
+            "env_var": True,
+        },
+    )
+    storage_account_host_env: Optional[str] = field(  # noqa: UP045
+        default=None,
+        metadata={
+            "help": "Name of an environment variable holding the blob host as a template, "
+            "e.g. 127.0.0.1:10000/{account_name} (default: {account_name}.blob.core.windows.net).",
+            "env_var": True,
+        },
+    )
     credential_hours: float = field(
         default=12.0,
-        metadata={"help": "Lifetime of the SAS tokens minted for a run (hours)."},
+        metadata={
+            "help": "Lifetime of the SAS tokens minted for a run (hours from its start; a SAS "
+            "cannot be revoked earlier).",
+            "env_var": True,
+        },
     )
     stuck_timeout: int = field(
         default=300,
@@ -99,6 +140,8 @@ common_settings = CommonSettings(
 )
 
 LOG_TAIL_LINES = 40
+# Snakemake's --container-image default is snakemake/snakemake:v<version>.
+DEFAULT_IMAGE_REPO = "snakemake/snakemake:"
 
 
 class Executor(RemoteExecutor):
@@ -117,18 +160,17 @@ class Executor(RemoteExecutor):
         self.log_dir = Path(self.workflow.persistence.path) / "kbatch-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.profile = self._load_profile(settings.profile)
-        self.image = settings.image or self.profile.get("image")
-        if not self.image:
-            raise WorkflowError(
-                "kbatch image: set kbatch-image in the profile (--kbatch-image) or use a kbatch "
-                "profile that defines one (--kbatch-profile)"
-            )
+        self.image = self._image()
+        self.storage_names = credentials.storage_env(settings)
+        self.secret_envs = credentials.secret_env_names(settings)
         self.credentials = self._mint_credentials(sas_targets)
-        forbidden = spec.check_env(spec.job_env(self.envvars(), settings.envvars, _environ(), {}))
+        forbidden = spec.check_env(
+            spec.job_env(self.envvars(), settings.envvars, _environ(), {}), self.secret_envs
+        )
         if forbidden:
             raise WorkflowError(
                 f"kbatch: refusing to pass {', '.join(forbidden)} to jobs (long-lived secrets); "
-                "remove them from --envvars / kbatch-envvars: jobs get per-run SAS tokens "
+                "remove them from --envvars / --kbatch-envvars: jobs get per-run SAS tokens "
                 "(kbatch-sas-env) and kbatch injects the hub token"
             )
         self.submitted: dict[str, SubmittedJobInfo] = {}  # Jobs created and not yet deleted
@@ -138,6 +180,13 @@ class Executor(RemoteExecutor):
         self.logger.info(f"kbatch: {url} image {self.image} (run {self.run_id})")
 
     # -- setup -------------------------------------------------------------------------------
+
+    def _image(self) -> str:
+        """Snakemake's --container-image; a kbatch profile's image replaces only its default."""
+        image = self.workflow.remote_execution_settings.container_image
+        if self.profile.get("image") and (not image or image.startswith(DEFAULT_IMAGE_REPO)):
+            return str(self.profile["image"])
+        return image
 
     def _load_profile(self, name: str | None) -> dict[str, Any]:
         if not name:
@@ -161,16 +210,16 @@ class Executor(RemoteExecutor):
         # carries a blob-only account SAS instead of the account key (the plugin needs
         # container-level calls that a container SAS does not allow).
         prefix = getattr(self.workflow.storage_settings, "default_storage_prefix", None) or ""
-        local = environ.get("AZURITE_CONNECTION_STRING")
+        local = environ.get(credentials.STORAGE_PLUGIN_ENV)
         if local and prefix.startswith("az://"):
             cred = credentials.parse_connection_string(local)
             if cred is None:
-                out["AZURITE_CONNECTION_STRING"] = local  # already key-less (SAS)
+                out[credentials.STORAGE_PLUGIN_ENV] = local  # already key-less (SAS)
             else:
                 sas = credentials.storage_account_sas(cred, expiry)
-                out["AZURITE_CONNECTION_STRING"] = credentials.sas_connection_string(cred, sas)
+                out[credentials.STORAGE_PLUGIN_ENV] = credentials.sas_connection_string(cred, sas)
         for env_name, (container, account) in sas_targets.items():
-            cred = credentials.account_credential(account, environ)
+            cred = credentials.account_credential(account, environ, self.storage_names)
             if cred is None:
                 self.logger.warning(
                     f"kbatch-sas-env {env_name}: no account key for "

@@ -87,8 +87,6 @@ FORBIDDEN_ENV = frozenset(
     {
         "KBATCH_TOKEN",
         "JUPYTERHUB_API_TOKEN",
-        "PCFLOW_TARGET_ACCOUNT_KEY",
-        "PCFLOW_TARGET_CONNECTION_STRING",
         "AZURE_STORAGE_KEY",
         "AZURE_STORAGE_ACCOUNT_KEY",
         "AZURE_STORAGE_CONNECTION_STRING",
@@ -99,10 +97,14 @@ FORBIDDEN_ENV = frozenset(
 )
 
 
-def check_env(env: Mapping[str, str]) -> list[str]:
-    """Names in env that must not go into a job spec (long-lived secrets)."""
+def check_env(env: Mapping[str, str], also_forbidden: Iterable[str] = ()) -> list[str]:
+    """Names in env that must not go into a job spec (long-lived secrets).
+
+    `also_forbidden`: names the settings say hold a key (--kbatch-storage-*-env).
+    """
+    forbidden = FORBIDDEN_ENV | set(also_forbidden)
     return sorted(
-        name for name, value in env.items() if name in FORBIDDEN_ENV or "AccountKey=" in value
+        name for name, value in env.items() if name in forbidden or "AccountKey=" in value
     )
 
 
