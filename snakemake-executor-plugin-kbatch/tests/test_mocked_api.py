@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -355,3 +356,52 @@ def test_the_kbatch_profile_image_replaces_only_snakemakes_default(api, tmp_path
     assert make_executor(tmp_path, profile="small").image == "registry.test/job:1"
     with pytest.raises(WorkflowError, match="no profile 'big'"):
         make_executor(tmp_path, profile="big")
+
+
+def test_a_rule_without_runtime_still_gets_the_default_deadline(api, tmp_path):
+    ex = make_executor(tmp_path)
+    name = submit(ex, FakeJob("i", 9, {"_cores": 1}))
+    assert api.jobs[name]["spec"]["active_deadline_seconds"] == 6 * 3600
+    ex = make_executor(tmp_path, default_runtime=0.5)
+    name = submit(ex, FakeJob("j", 10, {"_cores": 1}))
+    assert api.jobs[name]["spec"]["active_deadline_seconds"] == 30
+
+
+def test_kbatch_away_longer_than_the_window_stops_the_run_with_one_line(api, tmp_path):
+    ex = make_executor(tmp_path, unreachable_timeout=60)
+    name = submit(ex, FakeJob("k", 11))
+    api.down = True
+    assert poll(ex) == [name]  # first failure: retried
+    ex.unreachable_since -= 58  # (time travel: the streak began 58 s ago)
+    assert poll(ex) == [name]  # still inside the window
+    api.down = False
+    assert poll(ex) == [name]  # an answer resets the window
+    assert ex.unreachable_since is None
+    api.down = True
+    assert poll(ex) == [name]
+    ex.unreachable_since -= 61
+    with pytest.raises(WorkflowError) as err:
+        poll(ex)
+    message = str(err.value)
+    assert "\n" not in message
+    assert URL in message and "unreachable for 61s" in message
+    assert str(tmp_path / ".snakemake" / "kbatch-logs") in message
+    # Cancelling afterwards does not wait (60 s) for an answer that cannot come.
+    started = time.monotonic()
+    ex.cancel_jobs(list(ex.submitted.values()))
+    assert time.monotonic() - started < 10
+    assert ex.submitted == {}
+
+
+def test_bad_sas_permissions_fail_before_any_submission(api, tmp_path, monkeypatch):
+    monkeypatch.setenv("WF_ACCT", "acct")
+    monkeypatch.setenv("WF_KEY", "a2V5" * 11)
+    with pytest.raises(WorkflowError, match="kbatch-sas-permissions"):
+        make_executor(
+            tmp_path,
+            sas_env=["DATA_SAS=zarr-data"],
+            sas_permissions="rwx",
+            storage_account_name_env="WF_ACCT",
+            storage_account_key_env="WF_KEY",
+        )
+    assert [r for r in api.requests if r[0] == "POST"] == []

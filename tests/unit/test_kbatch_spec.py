@@ -137,3 +137,29 @@ def test_account_credential_reads_the_variables_the_settings_name():
     )
     conn = {"WF_CONN": "AccountName=c;AccountKey=a2V5"}
     assert credentials.account_credential("c", conn, names).account_name == "c"
+
+
+def test_every_job_gets_a_deadline_even_without_a_runtime():
+    # Without one, a Job whose Snakemake was SIGKILLed runs forever (issue 12, item 8).
+    _, deadline = spec.k8s_resources({"_cores": 1}, default_runtime=360)
+    assert deadline == 6 * 3600
+    _, deadline = spec.k8s_resources({"runtime": 30}, default_runtime=360)
+    assert deadline == 30 * 60  # the rule's own runtime wins
+    _, deadline = spec.k8s_resources({"runtime": 0}, default_runtime=0.25)
+    assert deadline == 15
+    assert spec.k8s_resources({}, default_runtime=0) == ({}, None)  # explicitly none
+
+
+def test_the_container_sas_carries_only_the_asked_permissions():
+    import datetime as dt
+    from urllib.parse import parse_qs
+
+    cred = credentials.AccountCredential("acct", "a2V5a2V5a2V5", "https://h/acct")
+    expiry = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    sas = parse_qs(credentials.container_sas(cred, "pcflow", expiry))
+    assert sas["sp"] == ["rwdl"] and sas["sr"] == ["c"]  # no add/create by default
+    assert parse_qs(credentials.container_sas(cred, "pcflow", expiry, "rl"))["sp"] == ["rl"]
+    with pytest.raises(credentials.CredentialError, match="kbatch-sas-permissions"):
+        credentials.container_sas(cred, "pcflow", expiry, "rwx")
+    acct = parse_qs(credentials.storage_account_sas(cred, expiry))
+    assert acct["sp"] == ["rwdl"]  # no container creation, no add

@@ -108,11 +108,35 @@ class ExecutorSettings(ExecutorSettingsBase):
             "env_var": True,
         },
     )
+    sas_permissions: str = field(
+        default="rwdl",
+        metadata={
+            "help": "Permissions of the per-run container SAS (--kbatch-sas-env): letters of "
+            "r(ead) w(rite) d(elete) l(ist) a(dd) c(reate).",
+            "env_var": True,
+        },
+    )
     credential_hours: float = field(
         default=12.0,
         metadata={
             "help": "Lifetime of the SAS tokens minted for a run (hours from its start; a SAS "
             "cannot be revoked earlier).",
+            "env_var": True,
+        },
+    )
+    default_runtime: float = field(
+        default=360.0,
+        metadata={
+            "help": "Minutes a job may run when its rule sets no `runtime` resource: every Job "
+            "gets activeDeadlineSeconds, so none outlives a killed Snakemake (0: none).",
+            "env_var": True,
+        },
+    )
+    unreachable_timeout: int = field(
+        default=300,
+        metadata={
+            "help": "Fail the run when kbatch has not answered a status poll for this many "
+            "seconds (network errors, 429, 5xx are retried until then).",
             "env_var": True,
         },
     )
@@ -163,7 +187,10 @@ class Executor(RemoteExecutor):
         self.image = self._image()
         self.storage_names = credentials.storage_env(settings)
         self.secret_envs = credentials.secret_env_names(settings)
-        self.credentials = self._mint_credentials(sas_targets)
+        try:
+            self.credentials = self._mint_credentials(sas_targets)
+        except credentials.CredentialError as err:
+            raise WorkflowError(str(err)) from err
         forbidden = spec.check_env(
             spec.job_env(self.envvars(), settings.envvars, _environ(), {}), self.secret_envs
         )
@@ -173,6 +200,8 @@ class Executor(RemoteExecutor):
                 "remove them from --envvars / --kbatch-envvars: jobs get per-run SAS tokens "
                 "(kbatch-sas-env) and kbatch injects the hub token"
             )
+        self.unreachable_since: float | None = None  # first failed status poll of a streak
+        self.kbatch_gone = False  # set once kbatch stayed away past unreachable_timeout
         self.submitted: dict[str, SubmittedJobInfo] = {}  # Jobs created and not yet deleted
         self.poll_requests: list[int] = []  # API requests made by each status poll
         if settings.poll_interval:
@@ -226,15 +255,22 @@ class Executor(RemoteExecutor):
                     f"{account or 'the target account'} here; jobs rely on their own identity"
                 )
                 continue
-            out[env_name] = credentials.container_sas(cred, container, expiry)
+            out[env_name] = credentials.container_sas(
+                cred, container, expiry, self.settings.sas_permissions
+            )
         for value in out.values():
             remember_secret(value)
             remember_secret(value.rpartition("SharedAccessSignature=")[2])
         if out:
             self.logger.info(
                 f"kbatch: per-run SAS for jobs ({', '.join(sorted(out))}), "
-                f"valid until {expiry:%Y-%m-%d %H:%M} UTC"
+                f"valid until {expiry:%Y-%m-%d %H:%M} UTC (--kbatch-credential-hours)"
             )
+            if self.settings.default_runtime > self.settings.credential_hours * 60:
+                self.logger.warning(
+                    "kbatch: --kbatch-default-runtime exceeds --kbatch-credential-hours: "
+                    "jobs may outlive their storage SAS"
+                )
         return out
 
     # -- submission --------------------------------------------------------------------------
@@ -259,7 +295,9 @@ class Executor(RemoteExecutor):
         )
         v1 = kbatch.make_job(kjob, profile=self.profile)
         resources, deadline = spec.k8s_resources(
-            dict(job.resources), base=self.profile.get("resources")
+            dict(job.resources),
+            base=self.profile.get("resources"),
+            default_runtime=self.settings.default_runtime,
         )
         v1.spec.template.spec.containers[0].resources = resources or None
         v1.spec.active_deadline_seconds = deadline
@@ -309,10 +347,11 @@ class Executor(RemoteExecutor):
         except Exception as err:
             if not is_transient(err):
                 raise WorkflowError(f"kbatch: listing jobs failed: {redact(str(err))}") from err
-            self.logger.warning(f"kbatch: status poll failed, retrying ({redact(str(err))})")
+            self._unreachable(err)  # raises once kbatch has been away too long
             for info in active_jobs:
                 yield info
             return
+        self.unreachable_since = None
         jobs = {item["metadata"]["name"]: item for item in listing.get("items", [])}
         pods: dict[str, Any] = {}
         if any(status.needs_pods(jobs.get(i.external_jobid)) for i in active_jobs):
@@ -350,6 +389,26 @@ class Executor(RemoteExecutor):
                 info.aux["missing"] = 0
                 yield info
 
+    def _unreachable(self, err: BaseException) -> None:
+        """Log a failed poll; past --kbatch-unreachable-timeout, stop the run with one line."""
+        now = time.monotonic()
+        since = self.unreachable_since
+        if since is None:
+            since = self.unreachable_since = now
+        away = now - since
+        limit = self.settings.unreachable_timeout
+        if away >= limit:
+            self.kbatch_gone = True
+            raise WorkflowError(
+                f"kbatch at {self.client.url} unreachable for {away:.0f}s (limit "
+                f"--kbatch-unreachable-timeout {limit}s: {redact(str(err))}); stopping the run. "
+                f"Its Jobs end by their deadline; logs fetched so far: {self.log_dir}/"
+            )
+        self.logger.warning(
+            f"kbatch: status poll failed ({redact(str(err))}); kbatch away for {away:.0f}s, "
+            f"giving up after {limit}s"
+        )
+
     def _end(
         self, info: SubmittedJobInfo, ok: bool, reason: str = "", fetch_log: bool = True
     ) -> None:
@@ -377,8 +436,8 @@ class Executor(RemoteExecutor):
         self.report_job_error(info, msg=msg, aux_logs=[str(log_path)])
 
     def _delete(self, name: str) -> None:
-        if self.settings.keep_jobs:
-            self.submitted.pop(name, None)
+        if self.settings.keep_jobs or self.kbatch_gone:
+            self.submitted.pop(name, None)  # kept, or unreachable: its deadline ends it
             return
         try:
             self.client.delete(name)
@@ -400,6 +459,8 @@ class Executor(RemoteExecutor):
     def _wait_gone(self, names: set[str], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while names and time.monotonic() < deadline:
+            if self.kbatch_gone:
+                break  # no answer is coming: the Jobs end by their activeDeadlineSeconds
             try:
                 listed = {i["metadata"]["name"] for i in self.client.list_jobs().get("items", [])}
             except Exception:

@@ -149,17 +149,29 @@ def account_credential(
     return None
 
 
-def container_sas(cred: AccountCredential, container: str, expiry: dt.datetime) -> str:
-    """A service SAS for one container: read/add/create/write/delete/list, HTTPS only."""
+SAS_PERMISSIONS = {"r": "read", "w": "write", "d": "delete", "l": "list", "a": "add", "c": "create"}
+
+
+def container_sas(
+    cred: AccountCredential, container: str, expiry: dt.datetime, permissions: str = "rwdl"
+) -> str:
+    """A service SAS for one container with only `permissions` (default read/write/delete/list:
+    what jobs that write and replace blobs need), HTTPS only (Azurite: http too)."""
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
+    unknown = set(permissions) - set(SAS_PERMISSIONS)
+    if unknown or not permissions:
+        raise CredentialError(
+            f"kbatch-sas-permissions: {permissions!r} has unknown letters {sorted(unknown)}; "
+            f"use some of {''.join(SAS_PERMISSIONS)}"
+        )
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)  # clock skew
     return generate_container_sas(
         account_name=cred.account_name,
         container_name=container,
         account_key=cred.account_key,
         permission=ContainerSasPermissions(
-            read=True, add=True, create=True, write=True, delete=True, list=True
+            **{SAS_PERMISSIONS[letter]: True for letter in permissions}
         ),
         start=start,
         expiry=expiry,
@@ -172,7 +184,9 @@ def storage_account_sas(cred: AccountCredential, expiry: dt.datetime) -> str:
 
     snakemake-storage-plugin-azure calls Get Container Properties (ContainerClient.exists) on
     every check, which no container SAS may do; this is the narrowest SAS it works with. It
-    cannot list or create accounts' keys, and it expires with the run.
+    reaches every container of the account (Azure has no narrower SAS the plugin accepts) but
+    only to read, write, delete and list blobs: no container creation, no service calls, no
+    keys. It is valid until `expiry` and cannot be revoked earlier.
     """
     from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 
@@ -181,9 +195,7 @@ def storage_account_sas(cred: AccountCredential, expiry: dt.datetime) -> str:
         account_name=cred.account_name,
         account_key=cred.account_key,
         resource_types=ResourceTypes(service=False, container=True, object=True),
-        permission=AccountSasPermissions(
-            read=True, add=True, create=True, write=True, delete=True, list=True
-        ),
+        permission=AccountSasPermissions(read=True, write=True, delete=True, list=True),
         start=start,
         expiry=expiry,
         protocol=_protocol(cred),

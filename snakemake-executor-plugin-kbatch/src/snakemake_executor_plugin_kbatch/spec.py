@@ -35,14 +35,17 @@ def job_base_name(rule: str, wildcards: str, commit: str, attempt: int) -> str:
 
 
 def k8s_resources(
-    resources: Mapping[str, Any], base: Mapping[str, Mapping[str, str]] | None = None
+    resources: Mapping[str, Any],
+    base: Mapping[str, Mapping[str, str]] | None = None,
+    default_runtime: float | None = None,
 ) -> tuple[dict[str, dict[str, str]], int | None]:
     """(container resources, activeDeadlineSeconds) from Snakemake job resources.
 
     `_cores` -> cpu request (no cpu limit: throttling slows Dask more than sharing does);
     `mem_mib`/`mem_mb` -> memory request and limit; `disk_mib`/`disk_mb` -> ephemeral-storage
-    request; `runtime` (minutes) -> activeDeadlineSeconds. `base` (a kbatch profile's
-    resources) fills what the job does not set.
+    request; `runtime` (minutes, else `default_runtime`) -> activeDeadlineSeconds, so a Job
+    ends even if nothing is left to delete it. `base` (a kbatch profile's resources) fills
+    what the job does not set.
     """
     out: dict[str, dict[str, str]] = {
         "requests": dict((base or {}).get("requests", {})),
@@ -59,7 +62,9 @@ def k8s_resources(
     if disk:
         out["requests"]["ephemeral-storage"] = disk
     runtime = _number(resources.get("runtime"))
-    deadline = int(runtime * 60) if runtime and runtime > 0 else None
+    if not runtime or runtime <= 0:
+        runtime = default_runtime
+    deadline = max(1, int(runtime * 60)) if runtime and runtime > 0 else None
     return {k: v for k, v in out.items() if v}, deadline
 
 
