@@ -46,10 +46,10 @@ demo: sandbox-up  ## run the workflow on the demo config against the sandbox; pr
 	@echo; echo "Figures: $$(ls results/*/figures/*.png | tr '\n' ' ')"; echo "Report:  results/report.html"
 
 test: install  ## unit, integration (real local services) and end-to-end tests, slow ones last
-	.venv/bin/pytest tests/unit tests/integration tests/e2e
+	.venv/bin/pytest tests/unit snakemake-executor-plugin-kbatch/tests tests/integration tests/e2e
 
-test-unit: install  ## unit tests only (no services)
-	.venv/bin/pytest tests/unit
+test-unit: install  ## unit tests only (no services; the kbatch plugin's mocked-API tests too)
+	.venv/bin/pytest tests/unit snakemake-executor-plugin-kbatch/tests
 
 dag: .venv/.installed node_modules/.installed  ## DAG of the demo plan as SVG and Mermaid in $(DAG_DIR) (no services, no graphviz)
 	bash scripts/dag.sh $(DAG_DIR) $(SMK)

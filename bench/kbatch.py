@@ -94,6 +94,8 @@ def bare_executor(url: str, log_dir: Path) -> Executor:
     ex.log_dir = log_dir
     ex.submitted = {}
     ex.poll_requests = []
+    ex.unreachable_since = None
+    ex.kbatch_gone = False
     ex.status_rate_limiter = Throttler(rate_limit=100, period=1)
     ex.finished = finished
     return ex

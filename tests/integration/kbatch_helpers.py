@@ -39,7 +39,7 @@ def local_kbatch(state: Path) -> Iterator[str]:
         )
         try:
             url = f"http://127.0.0.1:{port}/"
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 180  # imports alone take minutes on a loaded machine
             while True:
                 try:
                     if httpx.get(url, timeout=1).status_code == 200:

@@ -59,10 +59,16 @@ def _snakemake(
         f"az://snakemake/{prefix}",
         "--storage-azure-account-name",
         os.environ["PCFLOW_TARGET_ACCOUNT_NAME"],
-        "--kbatch-image",
+        "--container-image",
         "pcflow/kbatch-job:test",
         "--kbatch-sas-env",
         "PCFLOW_TARGET_SAS_TOKEN=pcflow",
+        "--kbatch-storage-account-name-env",
+        "PCFLOW_TARGET_ACCOUNT_NAME",
+        "--kbatch-storage-account-key-env",
+        "PCFLOW_TARGET_ACCOUNT_KEY",
+        "--kbatch-storage-account-host-env",
+        "PCFLOW_AZURE_ACCOUNT_HOST",
         "--kbatch-envvars",
         "PCFLOW_AZURE_ACCOUNT_HOST",
         "--jobs",
@@ -138,7 +144,7 @@ def test_stuck_pod_fails_with_its_reason(kbatch, tmp_path):
     )
     t0 = time.monotonic()
     proc = _snakemake(
-        wd, url, "--kbatch-image", "registry.invalid/nope:1", "--kbatch-stuck-timeout", "6"
+        wd, url, "--container-image", "registry.invalid/nope:1", "--kbatch-stuck-timeout", "6"
     )
     assert proc.returncode != 0
     assert "ImagePullBackOff" in proc.stderr and "did not start within" in proc.stderr

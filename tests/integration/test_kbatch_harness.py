@@ -49,10 +49,22 @@ class TestKbatchWorkflows(TestWorkflowsBase):
 
         return ExecutorSettings(
             url=self.kbatch_url,
-            image="pcflow/kbatch-job:test",
             poll_interval=1,
             envvars=["PCFLOW_AZURE_ACCOUNT_HOST"],
             sas_env=["PCFLOW_TARGET_SAS_TOKEN=pcflow"],
+            storage_account_name_env="PCFLOW_TARGET_ACCOUNT_NAME",
+            storage_account_key_env="PCFLOW_TARGET_ACCOUNT_KEY",
+            storage_account_host_env="PCFLOW_AZURE_ACCOUNT_HOST",
+        )
+
+    def get_remote_execution_settings(self):
+        from snakemake.settings import types as settings
+
+        # Snakemake's standard image setting is what the executor puts in the Job spec.
+        return settings.RemoteExecutionSettings(
+            seconds_between_status_checks=0,
+            envvars=self.get_envvars(),
+            container_image="pcflow/kbatch-job:test",
         )
 
     def get_assume_shared_fs(self) -> bool:

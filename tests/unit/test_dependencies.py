@@ -11,7 +11,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # Needed at run time without an import statement in src/pcflow (pyproject says why).
-RUNTIME_ONLY = {"netcdf4", "flox", "rustac", "snakemake-storage-plugin-azure", "snakemake"}
+RUNTIME_ONLY = {
+    "netcdf4",
+    "flox",
+    "rustac",
+    "snakemake-storage-plugin-azure",
+    "snakemake",
+    "snakemake-executor-plugin-kbatch",  # found by Snakemake by module name, never imported
+}
 # Imported only inside a try/except ImportError (optional).
 OPTIONAL = {"bokeh"}
 

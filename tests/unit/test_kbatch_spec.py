@@ -61,7 +61,10 @@ def test_env_check_flags_long_lived_secrets():
     )
     assert "UNSET_NAME" not in env
     assert env["PCFLOW_TARGET_SAS_TOKEN"] == "sv=1&sig=abc"
-    assert spec.check_env(env) == ["PCFLOW_TARGET_ACCOUNT_KEY"]
+    # A workflow's own key variable is forbidden once the settings name it as the key's home.
+    assert spec.check_env(env) == []
+    assert spec.check_env(env, {"PCFLOW_TARGET_ACCOUNT_KEY"}) == ["PCFLOW_TARGET_ACCOUNT_KEY"]
+    assert spec.check_env({"AZURE_STORAGE_KEY": "k" * 40}) == ["AZURE_STORAGE_KEY"]
     assert spec.check_env({"X": "DefaultEndpointsProtocol=https;AccountKey=abc"}) == ["X"]
     assert spec.check_env({"X": "BlobEndpoint=https://h/a;SharedAccessSignature=sv=1"}) == []
 
@@ -113,3 +116,50 @@ def test_container_sas_is_scoped_and_expires():
     assert sas["spr"] == ["https"]
     acct = parse_qs(credentials.storage_account_sas(cred, expiry))
     assert acct["ss"] == ["b"] and acct["srt"] == ["co"]  # blob only, no service-level calls
+
+
+def test_account_credential_reads_the_variables_the_settings_name():
+    names = credentials.StorageEnv(
+        connection_string="WF_CONN",
+        account_name="WF_ACCT",
+        account_key="WF_KEY",
+        account_host="WF_HOST",
+    )
+    env = {"WF_ACCT": "acct", "WF_KEY": "a2V5", "WF_HOST": "127.0.0.1:10000/{account_name}"}
+    cred = credentials.account_credential(None, env, names)
+    assert cred == credentials.AccountCredential("acct", "a2V5", "https://127.0.0.1:10000/acct")
+    assert credentials.account_credential("other", env, names) is None
+    # Without the settings, only the Azure SDK's customary names are read.
+    assert credentials.account_credential(None, env) is None
+    std = {"AZURE_STORAGE_ACCOUNT": "a", "AZURE_STORAGE_KEY": "a2V5"}
+    assert credentials.account_credential(None, std).blob_endpoint == (
+        "https://a.blob.core.windows.net"
+    )
+    conn = {"WF_CONN": "AccountName=c;AccountKey=a2V5"}
+    assert credentials.account_credential("c", conn, names).account_name == "c"
+
+
+def test_every_job_gets_a_deadline_even_without_a_runtime():
+    # Without one, a Job whose Snakemake was SIGKILLed runs forever (issue 12, item 8).
+    _, deadline = spec.k8s_resources({"_cores": 1}, default_runtime=360)
+    assert deadline == 6 * 3600
+    _, deadline = spec.k8s_resources({"runtime": 30}, default_runtime=360)
+    assert deadline == 30 * 60  # the rule's own runtime wins
+    _, deadline = spec.k8s_resources({"runtime": 0}, default_runtime=0.25)
+    assert deadline == 15
+    assert spec.k8s_resources({}, default_runtime=0) == ({}, None)  # explicitly none
+
+
+def test_the_container_sas_carries_only_the_asked_permissions():
+    import datetime as dt
+    from urllib.parse import parse_qs
+
+    cred = credentials.AccountCredential("acct", "a2V5a2V5a2V5", "https://h/acct")
+    expiry = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    sas = parse_qs(credentials.container_sas(cred, "pcflow", expiry))
+    assert sas["sp"] == ["rwdl"] and sas["sr"] == ["c"]  # no add/create by default
+    assert parse_qs(credentials.container_sas(cred, "pcflow", expiry, "rl"))["sp"] == ["rl"]
+    with pytest.raises(credentials.CredentialError, match="kbatch-sas-permissions"):
+        credentials.container_sas(cred, "pcflow", expiry, "rwx")
+    acct = parse_qs(credentials.storage_account_sas(cred, expiry))
+    assert acct["sp"] == ["rwdl"]  # no container creation, no add

@@ -34,17 +34,22 @@ from snakemake_executor_plugin_kbatch.client import (
 
 @dataclass
 class ExecutorSettings(ExecutorSettingsBase):
+    """Settings: `--kbatch-<name>` on the command line, `kbatch-<name>` in a profile, and for
+    those marked so, environment variables SNAKEMAKE_KBATCH_<NAME>."""
+
     url: Optional[str] = field(  # noqa: UP045 (Snakemake parses typing.Optional only)
         default=None,
-        metadata={"help": "kbatch URL (default: $KBATCH_URL, then `kbatch configure`'s file)."},
-    )
-    image: Optional[str] = field(  # noqa: UP045 (Snakemake parses typing.Optional only)
-        default=None,
-        metadata={"help": "Container image for jobs (default: the kbatch profile's image)."},
+        metadata={
+            "help": "kbatch URL (default: $KBATCH_URL, then `kbatch configure`'s file).",
+            "env_var": True,
+        },
     )
     profile: Optional[str] = field(  # noqa: UP045 (Snakemake parses typing.Optional only)
         default=None,
-        metadata={"help": "kbatch profile name (server-side defaults: image, resources)."},
+        metadata={
+            "help": "kbatch profile name (server-side defaults: image, resources).",
+            "env_var": True,
+        },
     )
     job_ttl: int = field(
         default=3600,
@@ -71,9 +76,69 @@ class ExecutorSettings(ExecutorSettingsBase):
             "nargs": "+",
         },
     )
+    storage_connection_string_env: str = field(
+        default="AZURE_STORAGE_CONNECTION_STRING",
+        metadata={
+            "help": "Name of the environment variable holding a storage connection string with "
+            "an account key, used here to mint per-run SAS (never passed to jobs).",
+            "env_var": True,
+        },
+    )
+    storage_account_name_env: str = field(
+        default="AZURE_STORAGE_ACCOUNT",
+        metadata={
+            "help": "Name of the environment variable holding the storage account name "
+            "(with --kbatch-storage-account-key-env, an alternative to a connection string).",
+            "env_var": True,
+        },
+    )
+    storage_account_key_env: str = field(
+        default="AZURE_STORAGE_KEY",
+        metadata={
+            "help": "Name of the environment variable holding that account's key (used here "
+            "to mint per-run SAS, never passed to jobs).",
+            "env_var": True,
+        },
+    )
+    storage_account_host_env: Optional[str] = field(  # noqa: UP045
+        default=None,
+        metadata={
+            "help": "Name of an environment variable holding the blob host as a template, "
+            "e.g. 127.0.0.1:10000/{account_name} (default: {account_name}.blob.core.windows.net).",
+            "env_var": True,
+        },
+    )
+    sas_permissions: str = field(
+        default="rwdl",
+        metadata={
+            "help": "Permissions of the per-run container SAS (--kbatch-sas-env): letters of "
+            "r(ead) w(rite) d(elete) l(ist) a(dd) c(reate).",
+            "env_var": True,
+        },
+    )
     credential_hours: float = field(
         default=12.0,
-        metadata={"help": "Lifetime of the SAS tokens minted for a run (hours)."},
+        metadata={
+            "help": "Lifetime of the SAS tokens minted for a run (hours from its start; a SAS "
+            "cannot be revoked earlier).",
+            "env_var": True,
+        },
+    )
+    default_runtime: float = field(
+        default=360.0,
+        metadata={
+            "help": "Minutes a job may run when its rule sets no `runtime` resource: every Job "
+            "gets activeDeadlineSeconds, so none outlives a killed Snakemake (0: none).",
+            "env_var": True,
+        },
+    )
+    unreachable_timeout: int = field(
+        default=300,
+        metadata={
+            "help": "Fail the run when kbatch has not answered a status poll for this many "
+            "seconds (network errors, 429, 5xx are retried until then).",
+            "env_var": True,
+        },
     )
     stuck_timeout: int = field(
         default=300,
@@ -99,6 +164,8 @@ common_settings = CommonSettings(
 )
 
 LOG_TAIL_LINES = 40
+# Snakemake's --container-image default is snakemake/snakemake:v<version>.
+DEFAULT_IMAGE_REPO = "snakemake/snakemake:"
 
 
 class Executor(RemoteExecutor):
@@ -117,20 +184,24 @@ class Executor(RemoteExecutor):
         self.log_dir = Path(self.workflow.persistence.path) / "kbatch-logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.profile = self._load_profile(settings.profile)
-        self.image = settings.image or self.profile.get("image")
-        if not self.image:
-            raise WorkflowError(
-                "kbatch image: set kbatch-image in the profile (--kbatch-image) or use a kbatch "
-                "profile that defines one (--kbatch-profile)"
-            )
-        self.credentials = self._mint_credentials(sas_targets)
-        forbidden = spec.check_env(spec.job_env(self.envvars(), settings.envvars, _environ(), {}))
+        self.image = self._image()
+        self.storage_names = credentials.storage_env(settings)
+        self.secret_envs = credentials.secret_env_names(settings)
+        try:
+            self.credentials = self._mint_credentials(sas_targets)
+        except credentials.CredentialError as err:
+            raise WorkflowError(str(err)) from err
+        forbidden = spec.check_env(
+            spec.job_env(self.envvars(), settings.envvars, _environ(), {}), self.secret_envs
+        )
         if forbidden:
             raise WorkflowError(
                 f"kbatch: refusing to pass {', '.join(forbidden)} to jobs (long-lived secrets); "
-                "remove them from --envvars / kbatch-envvars: jobs get per-run SAS tokens "
+                "remove them from --envvars / --kbatch-envvars: jobs get per-run SAS tokens "
                 "(kbatch-sas-env) and kbatch injects the hub token"
             )
+        self.unreachable_since: float | None = None  # first failed status poll of a streak
+        self.kbatch_gone = False  # set once kbatch stayed away past unreachable_timeout
         self.submitted: dict[str, SubmittedJobInfo] = {}  # Jobs created and not yet deleted
         self.poll_requests: list[int] = []  # API requests made by each status poll
         if settings.poll_interval:
@@ -138,6 +209,13 @@ class Executor(RemoteExecutor):
         self.logger.info(f"kbatch: {url} image {self.image} (run {self.run_id})")
 
     # -- setup -------------------------------------------------------------------------------
+
+    def _image(self) -> str:
+        """Snakemake's --container-image; a kbatch profile's image replaces only its default."""
+        image = self.workflow.remote_execution_settings.container_image
+        if self.profile.get("image") and (not image or image.startswith(DEFAULT_IMAGE_REPO)):
+            return str(self.profile["image"])
+        return image
 
     def _load_profile(self, name: str | None) -> dict[str, Any]:
         if not name:
@@ -161,31 +239,38 @@ class Executor(RemoteExecutor):
         # carries a blob-only account SAS instead of the account key (the plugin needs
         # container-level calls that a container SAS does not allow).
         prefix = getattr(self.workflow.storage_settings, "default_storage_prefix", None) or ""
-        local = environ.get("AZURITE_CONNECTION_STRING")
+        local = environ.get(credentials.STORAGE_PLUGIN_ENV)
         if local and prefix.startswith("az://"):
             cred = credentials.parse_connection_string(local)
             if cred is None:
-                out["AZURITE_CONNECTION_STRING"] = local  # already key-less (SAS)
+                out[credentials.STORAGE_PLUGIN_ENV] = local  # already key-less (SAS)
             else:
                 sas = credentials.storage_account_sas(cred, expiry)
-                out["AZURITE_CONNECTION_STRING"] = credentials.sas_connection_string(cred, sas)
+                out[credentials.STORAGE_PLUGIN_ENV] = credentials.sas_connection_string(cred, sas)
         for env_name, (container, account) in sas_targets.items():
-            cred = credentials.account_credential(account, environ)
+            cred = credentials.account_credential(account, environ, self.storage_names)
             if cred is None:
                 self.logger.warning(
                     f"kbatch-sas-env {env_name}: no account key for "
                     f"{account or 'the target account'} here; jobs rely on their own identity"
                 )
                 continue
-            out[env_name] = credentials.container_sas(cred, container, expiry)
+            out[env_name] = credentials.container_sas(
+                cred, container, expiry, self.settings.sas_permissions
+            )
         for value in out.values():
             remember_secret(value)
             remember_secret(value.rpartition("SharedAccessSignature=")[2])
         if out:
             self.logger.info(
                 f"kbatch: per-run SAS for jobs ({', '.join(sorted(out))}), "
-                f"valid until {expiry:%Y-%m-%d %H:%M} UTC"
+                f"valid until {expiry:%Y-%m-%d %H:%M} UTC (--kbatch-credential-hours)"
             )
+            if self.settings.default_runtime > self.settings.credential_hours * 60:
+                self.logger.warning(
+                    "kbatch: --kbatch-default-runtime exceeds --kbatch-credential-hours: "
+                    "jobs may outlive their storage SAS"
+                )
         return out
 
     # -- submission --------------------------------------------------------------------------
@@ -210,7 +295,9 @@ class Executor(RemoteExecutor):
         )
         v1 = kbatch.make_job(kjob, profile=self.profile)
         resources, deadline = spec.k8s_resources(
-            dict(job.resources), base=self.profile.get("resources")
+            dict(job.resources),
+            base=self.profile.get("resources"),
+            default_runtime=self.settings.default_runtime,
         )
         v1.spec.template.spec.containers[0].resources = resources or None
         v1.spec.active_deadline_seconds = deadline
@@ -260,10 +347,11 @@ class Executor(RemoteExecutor):
         except Exception as err:
             if not is_transient(err):
                 raise WorkflowError(f"kbatch: listing jobs failed: {redact(str(err))}") from err
-            self.logger.warning(f"kbatch: status poll failed, retrying ({redact(str(err))})")
+            self._unreachable(err)  # raises once kbatch has been away too long
             for info in active_jobs:
                 yield info
             return
+        self.unreachable_since = None
         jobs = {item["metadata"]["name"]: item for item in listing.get("items", [])}
         pods: dict[str, Any] = {}
         if any(status.needs_pods(jobs.get(i.external_jobid)) for i in active_jobs):
@@ -301,6 +389,26 @@ class Executor(RemoteExecutor):
                 info.aux["missing"] = 0
                 yield info
 
+    def _unreachable(self, err: BaseException) -> None:
+        """Log a failed poll; past --kbatch-unreachable-timeout, stop the run with one line."""
+        now = time.monotonic()
+        since = self.unreachable_since
+        if since is None:
+            since = self.unreachable_since = now
+        away = now - since
+        limit = self.settings.unreachable_timeout
+        if away >= limit:
+            self.kbatch_gone = True
+            raise WorkflowError(
+                f"kbatch at {self.client.url} unreachable for {away:.0f}s (limit "
+                f"--kbatch-unreachable-timeout {limit}s: {redact(str(err))}); stopping the run. "
+                f"Its Jobs end by their deadline; logs fetched so far: {self.log_dir}/"
+            )
+        self.logger.warning(
+            f"kbatch: status poll failed ({redact(str(err))}); kbatch away for {away:.0f}s, "
+            f"giving up after {limit}s"
+        )
+
     def _end(
         self, info: SubmittedJobInfo, ok: bool, reason: str = "", fetch_log: bool = True
     ) -> None:
@@ -328,8 +436,8 @@ class Executor(RemoteExecutor):
         self.report_job_error(info, msg=msg, aux_logs=[str(log_path)])
 
     def _delete(self, name: str) -> None:
-        if self.settings.keep_jobs:
-            self.submitted.pop(name, None)
+        if self.settings.keep_jobs or self.kbatch_gone:
+            self.submitted.pop(name, None)  # kept, or unreachable: its deadline ends it
             return
         try:
             self.client.delete(name)
@@ -351,6 +459,8 @@ class Executor(RemoteExecutor):
     def _wait_gone(self, names: set[str], timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while names and time.monotonic() < deadline:
+            if self.kbatch_gone:
+                break  # no answer is coming: the Jobs end by their activeDeadlineSeconds
             try:
                 listed = {i["metadata"]["name"] for i in self.client.list_jobs().get("items", [])}
             except Exception:

@@ -2,8 +2,8 @@
 
 The kbatch token never comes from the command line (it would land in shell history and
 Snakemake's logs): $KBATCH_TOKEN, then $JUPYTERHUB_API_TOKEN, then kbatch's own config file
-(`kbatch configure`). Jobs never receive an account key: the executor mints container SAS
-tokens that expire with the run and passes those instead.
+(`kbatch configure`). Jobs never receive an account key: the executor mints SAS tokens valid
+for `--kbatch-credential-hours` from the run's start and passes those instead.
 """
 
 from __future__ import annotations
@@ -86,22 +86,60 @@ def parse_connection_string(value: str) -> AccountCredential | None:
     return AccountCredential(name, key, endpoint.rstrip("/"))
 
 
+@dataclass(frozen=True)
+class StorageEnv:
+    """Which environment variables hold the storage credential the executor may use locally.
+
+    The names are settings (`--kbatch-storage-*-env`), so a workflow keeps its own variable
+    names; the values never go to jobs.
+    """
+
+    connection_string: str = "AZURE_STORAGE_CONNECTION_STRING"
+    account_name: str = "AZURE_STORAGE_ACCOUNT"
+    account_key: str = "AZURE_STORAGE_KEY"
+    account_host: str | None = None  # holds e.g. "127.0.0.1:10000/{account_name}"
+
+
+# snakemake-storage-plugin-azure reads a connection string from this variable (its name says
+# Azurite, but any connection string works): the executor rewrites it for jobs.
+STORAGE_PLUGIN_ENV = "AZURITE_CONNECTION_STRING"
+
+
+def storage_env(settings: object) -> StorageEnv:
+    """The StorageEnv named by the executor settings."""
+    return StorageEnv(
+        connection_string=settings.storage_connection_string_env,
+        account_name=settings.storage_account_name_env,
+        account_key=settings.storage_account_key_env,
+        account_host=settings.storage_account_host_env,
+    )
+
+
+def secret_env_names(settings: object) -> frozenset[str]:
+    """Variables named by the settings that hold long-lived secrets (never passed to jobs)."""
+    names = storage_env(settings)
+    return frozenset({names.connection_string, names.account_key})
+
+
 def account_credential(
-    account_name: str | None, environ: Mapping[str, str] | None = None
+    account_name: str | None,
+    environ: Mapping[str, str] | None = None,
+    names: StorageEnv | None = None,
 ) -> AccountCredential | None:
     """The key for an account from the submitting environment, if it has one.
 
-    Looked up in AZURITE_CONNECTION_STRING / PCFLOW_TARGET_CONNECTION_STRING, then
-    PCFLOW_TARGET_ACCOUNT_NAME + PCFLOW_TARGET_ACCOUNT_KEY (+ PCFLOW_AZURE_ACCOUNT_HOST).
+    Looked up in the storage plugin's connection string, then `names.connection_string`, then
+    `names.account_name` + `names.account_key` (endpoint from `names.account_host`).
     """
     env = os.environ if environ is None else environ
-    for name in ("AZURITE_CONNECTION_STRING", "PCFLOW_TARGET_CONNECTION_STRING"):
+    names = names or StorageEnv()
+    for name in (STORAGE_PLUGIN_ENV, names.connection_string):
         cred = parse_connection_string(env.get(name, ""))
         if cred and (account_name is None or cred.account_name == account_name):
             return cred
-    name, key = env.get("PCFLOW_TARGET_ACCOUNT_NAME"), env.get("PCFLOW_TARGET_ACCOUNT_KEY")
+    name, key = env.get(names.account_name), env.get(names.account_key)
     if name and key and (account_name is None or name == account_name):
-        host = env.get("PCFLOW_AZURE_ACCOUNT_HOST")
+        host = env.get(names.account_host) if names.account_host else None
         endpoint = (
             f"https://{host.format(account_name=name)}"
             if host
@@ -111,17 +149,29 @@ def account_credential(
     return None
 
 
-def container_sas(cred: AccountCredential, container: str, expiry: dt.datetime) -> str:
-    """A service SAS for one container: read/add/create/write/delete/list, HTTPS only."""
+SAS_PERMISSIONS = {"r": "read", "w": "write", "d": "delete", "l": "list", "a": "add", "c": "create"}
+
+
+def container_sas(
+    cred: AccountCredential, container: str, expiry: dt.datetime, permissions: str = "rwdl"
+) -> str:
+    """A service SAS for one container with only `permissions` (default read/write/delete/list:
+    what jobs that write and replace blobs need), HTTPS only (Azurite: http too)."""
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
+    unknown = set(permissions) - set(SAS_PERMISSIONS)
+    if unknown or not permissions:
+        raise CredentialError(
+            f"kbatch-sas-permissions: {permissions!r} has unknown letters {sorted(unknown)}; "
+            f"use some of {''.join(SAS_PERMISSIONS)}"
+        )
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)  # clock skew
     return generate_container_sas(
         account_name=cred.account_name,
         container_name=container,
         account_key=cred.account_key,
         permission=ContainerSasPermissions(
-            read=True, add=True, create=True, write=True, delete=True, list=True
+            **{SAS_PERMISSIONS[letter]: True for letter in permissions}
         ),
         start=start,
         expiry=expiry,
@@ -134,7 +184,9 @@ def storage_account_sas(cred: AccountCredential, expiry: dt.datetime) -> str:
 
     snakemake-storage-plugin-azure calls Get Container Properties (ContainerClient.exists) on
     every check, which no container SAS may do; this is the narrowest SAS it works with. It
-    cannot list or create accounts' keys, and it expires with the run.
+    reaches every container of the account (Azure has no narrower SAS the plugin accepts) but
+    only to read, write, delete and list blobs: no container creation, no service calls, no
+    keys. It is valid until `expiry` and cannot be revoked earlier.
     """
     from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 
@@ -143,9 +195,7 @@ def storage_account_sas(cred: AccountCredential, expiry: dt.datetime) -> str:
         account_name=cred.account_name,
         account_key=cred.account_key,
         resource_types=ResourceTypes(service=False, container=True, object=True),
-        permission=AccountSasPermissions(
-            read=True, add=True, create=True, write=True, delete=True, list=True
-        ),
+        permission=AccountSasPermissions(read=True, write=True, delete=True, list=True),
         start=start,
         expiry=expiry,
         protocol=_protocol(cred),

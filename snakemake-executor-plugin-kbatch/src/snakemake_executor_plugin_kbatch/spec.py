@@ -35,14 +35,17 @@ def job_base_name(rule: str, wildcards: str, commit: str, attempt: int) -> str:
 
 
 def k8s_resources(
-    resources: Mapping[str, Any], base: Mapping[str, Mapping[str, str]] | None = None
+    resources: Mapping[str, Any],
+    base: Mapping[str, Mapping[str, str]] | None = None,
+    default_runtime: float | None = None,
 ) -> tuple[dict[str, dict[str, str]], int | None]:
     """(container resources, activeDeadlineSeconds) from Snakemake job resources.
 
     `_cores` -> cpu request (no cpu limit: throttling slows Dask more than sharing does);
     `mem_mib`/`mem_mb` -> memory request and limit; `disk_mib`/`disk_mb` -> ephemeral-storage
-    request; `runtime` (minutes) -> activeDeadlineSeconds. `base` (a kbatch profile's
-    resources) fills what the job does not set.
+    request; `runtime` (minutes, else `default_runtime`) -> activeDeadlineSeconds, so a Job
+    ends even if nothing is left to delete it. `base` (a kbatch profile's resources) fills
+    what the job does not set.
     """
     out: dict[str, dict[str, str]] = {
         "requests": dict((base or {}).get("requests", {})),
@@ -59,7 +62,9 @@ def k8s_resources(
     if disk:
         out["requests"]["ephemeral-storage"] = disk
     runtime = _number(resources.get("runtime"))
-    deadline = int(runtime * 60) if runtime and runtime > 0 else None
+    if not runtime or runtime <= 0:
+        runtime = default_runtime
+    deadline = max(1, int(runtime * 60)) if runtime and runtime > 0 else None
     return {k: v for k, v in out.items() if v}, deadline
 
 
@@ -87,8 +92,6 @@ FORBIDDEN_ENV = frozenset(
     {
         "KBATCH_TOKEN",
         "JUPYTERHUB_API_TOKEN",
-        "PCFLOW_TARGET_ACCOUNT_KEY",
-        "PCFLOW_TARGET_CONNECTION_STRING",
         "AZURE_STORAGE_KEY",
         "AZURE_STORAGE_ACCOUNT_KEY",
         "AZURE_STORAGE_CONNECTION_STRING",
@@ -99,10 +102,14 @@ FORBIDDEN_ENV = frozenset(
 )
 
 
-def check_env(env: Mapping[str, str]) -> list[str]:
-    """Names in env that must not go into a job spec (long-lived secrets)."""
+def check_env(env: Mapping[str, str], also_forbidden: Iterable[str] = ()) -> list[str]:
+    """Names in env that must not go into a job spec (long-lived secrets).
+
+    `also_forbidden`: names the settings say hold a key (--kbatch-storage-*-env).
+    """
+    forbidden = FORBIDDEN_ENV | set(also_forbidden)
     return sorted(
-        name for name, value in env.items() if name in FORBIDDEN_ENV or "AccountKey=" in value
+        name for name, value in env.items() if name in forbidden or "AccountKey=" in value
     )
 
 

@@ -367,9 +367,12 @@ def _kbatch_prepare(ctx: Context) -> None:
 def _kbatch_exports(ctx: Context) -> dict[str, str]:
     from pcflow.sandbox.kbatch.server import load_or_create_token
 
+    token = load_or_create_token(ctx.path("kbatch"))
     return {
         "KBATCH_URL": f"http://127.0.0.1:{ctx.port(14)}/",
-        "KBATCH_TOKEN": load_or_create_token(ctx.path("kbatch")),
+        "KBATCH_TOKEN": token,
+        # What a hub sets in every user server: the real `kbatch` CLI reads its token here.
+        "JUPYTERHUB_API_TOKEN": token,
     }
 
 

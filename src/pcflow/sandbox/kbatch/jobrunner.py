@@ -12,12 +12,10 @@ secret values) and pod logs are written under the state dir. Secrets are never w
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import fnmatch
 import io
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -25,7 +23,6 @@ import threading
 import time
 import uuid
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +30,7 @@ from kubernetes.client import (
     ApiClient,
     ApiException,
     V1ConfigMap,
-    V1ContainerState,
-    V1ContainerStateRunning,
-    V1ContainerStateTerminated,
-    V1ContainerStateWaiting,
-    V1ContainerStatus,
     V1Job,
-    V1JobCondition,
     V1JobList,
     V1JobStatus,
     V1ListMeta,
@@ -47,64 +38,22 @@ from kubernetes.client import (
     V1ObjectMeta,
     V1Pod,
     V1PodList,
-    V1PodStatus,
     V1Secret,
     V1Status,
 )
 
-# Kubernetes' generateName alphabet (no vowels, no look-alikes).
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-# Where a Job's container would see its working directory; kbatch uses /code.
+from pcflow.sandbox.kbatch.k8s_api import BatchApi, CoreApi
+from pcflow.sandbox.kbatch.records import (
+    JobRecord,
+    PodRecord,
+    bad_request,
+    name_suffix,
+    not_found,
+    now,
+)
+from pcflow.sandbox.kbatch.views import job_view, matches, pod_view
+
 _SERIALIZER = ApiClient()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def _suffix() -> str:
-    return "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
-
-
-def _not_found(kind: str, name: str) -> ApiException:
-    exc = ApiException(status=404, reason="Not Found")
-    exc.body = json.dumps({"message": f'{kind} "{name}" not found', "code": 404})
-    return exc
-
-
-def _bad_request(message: str) -> ApiException:
-    exc = ApiException(status=400, reason="Bad Request")
-    exc.body = json.dumps({"message": message, "code": 400})
-    return exc
-
-
-@dataclass
-class PodRecord:
-    """One pod of a Job: a local process group, or a pod stuck before start."""
-
-    name: str
-    created: dt.datetime
-    workdir: Path
-    log_path: Path
-    phase: str = "Pending"
-    waiting_reason: str | None = "ContainerCreating"
-    waiting_message: str | None = None
-    started: dt.datetime | None = None
-    finished: dt.datetime | None = None
-    exit_code: int | None = None
-    terminated_reason: str | None = None
-    proc: subprocess.Popen | None = None
-
-
-@dataclass
-class JobRecord:
-    job: V1Job
-    namespace: str
-    pod: PodRecord
-    finished_at: float | None = None  # monotonic, for the TTL janitor
-    deleting: bool = False
-    failure: tuple[str, str] | None = None  # (reason, message) of the Failed condition
-    done: threading.Event = field(default_factory=threading.Event)
 
 
 class LocalJobRunner:
@@ -156,14 +105,14 @@ class LocalJobRunner:
         if meta.name:
             return meta.name
         if not meta.generate_name:
-            raise _bad_request("metadata.name or metadata.generateName is required")
-        return meta.generate_name + _suffix()
+            raise bad_request("metadata.name or metadata.generateName is required")
+        return meta.generate_name + name_suffix()
 
     def _stamp(self, meta: V1ObjectMeta, namespace: str) -> None:
         meta.name = self._named(meta)
         meta.namespace = namespace
         meta.uid = str(uuid.uuid4())
-        meta.creation_timestamp = _now()
+        meta.creation_timestamp = now()
         meta.resource_version = str(time.monotonic_ns())
 
     def create_secret(self, namespace: str, body: V1Secret) -> V1Secret:
@@ -175,7 +124,7 @@ class LocalJobRunner:
     def patch_secret(self, name: str, namespace: str, body: V1Secret) -> V1Secret:
         with self.lock:
             if (namespace, name) not in self.secrets:
-                raise _not_found("secrets", name)
+                raise not_found("secrets", name)
             self.secrets[(namespace, name)] = body
             return body
 
@@ -192,7 +141,7 @@ class LocalJobRunner:
     def patch_config_map(self, name: str, namespace: str, body: V1ConfigMap) -> V1ConfigMap:
         with self.lock:
             if (namespace, name) not in self.config_maps:
-                raise _not_found("configmaps", name)
+                raise not_found("configmaps", name)
             self.config_maps[(namespace, name)] = body
             return body
 
@@ -201,7 +150,7 @@ class LocalJobRunner:
     def create_job(self, namespace: str, body: V1Job) -> V1Job:
         with self.lock:
             if namespace not in self.namespaces:
-                raise _not_found("namespaces", namespace)
+                raise not_found("namespaces", namespace)
             self._stamp(body.metadata, namespace)
             name = body.metadata.name
             if (namespace, name) in self.jobs:
@@ -212,12 +161,12 @@ class LocalJobRunner:
             body.metadata.labels = labels
             labels.setdefault("batch.kubernetes.io/job-name", name)
             labels.setdefault("job-name", name)
-            body.status = V1JobStatus(active=1, ready=0, start_time=_now())
-            pod_name = f"{name}-{_suffix()}"
+            body.status = V1JobStatus(active=1, ready=0, start_time=now())
+            pod_name = f"{name}-{name_suffix()}"
             pod_dir = self.state_dir / "pods" / namespace / pod_name
             pod = PodRecord(
                 name=pod_name,
-                created=_now(),
+                created=now(),
                 workdir=pod_dir,
                 log_path=self.state_dir / "logs" / namespace / f"{pod_name}.log",
             )
@@ -229,24 +178,24 @@ class LocalJobRunner:
 
     def list_jobs(self, namespace: str) -> V1JobList:
         with self.lock:
-            items = [self._job_view(r) for (ns, _), r in self.jobs.items() if ns == namespace]
+            items = [job_view(r) for (ns, _), r in self.jobs.items() if ns == namespace]
         return V1JobList(items=items, metadata=V1ListMeta(resource_version="1"))
 
     def read_job(self, name: str, namespace: str) -> V1Job:
         with self.lock:
             record = self.jobs.get((namespace, name))
             if record is None:
-                raise _not_found("jobs.batch", name)
-            return self._job_view(record)
+                raise not_found("jobs.batch", name)
+            return job_view(record)
 
     def delete_job(self, name: str, namespace: str, propagation_policy: str | None) -> V1Status:
         """Foreground deletion: the Job stays listed (deletionTimestamp) until its pod is gone."""
         with self.lock:
             record = self.jobs.get((namespace, name))
             if record is None:
-                raise _not_found("jobs.batch", name)
+                raise not_found("jobs.batch", name)
             record.deleting = True
-            record.job.metadata.deletion_timestamp = _now()
+            record.job.metadata.deletion_timestamp = now()
             proc = record.pod.proc
         if proc is not None and proc.poll() is None:
             _signal_group(proc, signal.SIGTERM)
@@ -267,9 +216,9 @@ class LocalJobRunner:
                 wanted[key.strip()] = value.strip()
         with self.lock:
             pods = [
-                self._pod_view(r)
+                pod_view(r)
                 for (ns, _), r in self.jobs.items()
-                if ns == namespace and self._matches(r, wanted)
+                if ns == namespace and matches(r, wanted)
             ]
         return V1PodList(items=pods, metadata=V1ListMeta(resource_version="1"))
 
@@ -277,8 +226,8 @@ class LocalJobRunner:
         with self.lock:
             for (ns, _), record in self.jobs.items():
                 if ns == namespace and record.pod.name == name:
-                    return self._pod_view(record)
-        raise _not_found("pods", name)
+                    return pod_view(record)
+        raise not_found("pods", name)
 
     def read_pod_log(self, name: str, namespace: str) -> str:
         with self.lock:
@@ -287,129 +236,14 @@ class LocalJobRunner:
                 None,
             )
         if record is None:
-            raise _not_found("pods", name)
+            raise not_found("pods", name)
         if record.pod.phase == "Pending":
             reason = record.pod.waiting_reason or "ContainerCreating"
-            raise _bad_request(f'container "job" in pod "{name}" is waiting to start: {reason}')
+            raise bad_request(f'container "job" in pod "{name}" is waiting to start: {reason}')
         try:
             return record.pod.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
-
-    # -- views -------------------------------------------------------------------------------
-
-    def _matches(self, record: JobRecord, wanted: dict[str, str]) -> bool:
-        labels = self._pod_labels(record)
-        return all(labels.get(k) == v for k, v in wanted.items())
-
-    def _pod_labels(self, record: JobRecord) -> dict[str, str]:
-        template_labels = (
-            (record.job.spec.template.metadata.labels or {}) if record.job.spec else {}
-        )
-        name = record.job.metadata.name
-        return {
-            **template_labels,
-            "batch.kubernetes.io/job-name": name,
-            "job-name": name,
-            "batch.kubernetes.io/controller-uid": record.job.metadata.uid,
-            "controller-uid": record.job.metadata.uid,
-        }
-
-    def _job_view(self, record: JobRecord) -> V1Job:
-        pod = record.pod
-        status = V1JobStatus(start_time=record.job.status.start_time)
-        if pod.phase in ("Pending", "Running"):
-            status.active = 1
-            status.ready = 1 if pod.phase == "Running" else 0
-            if record.deleting:
-                status.terminating = 1
-        elif pod.phase == "Succeeded":
-            status.succeeded = 1
-            status.ready = 0
-            status.completion_time = pod.finished
-            status.conditions = [
-                V1JobCondition(
-                    type="SuccessCriteriaMet", status="True", last_transition_time=pod.finished
-                ),
-                V1JobCondition(type="Complete", status="True", last_transition_time=pod.finished),
-            ]
-        else:
-            status.failed = 1
-            status.ready = 0
-            reason, message = record.failure or (
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-            )
-            status.conditions = [
-                V1JobCondition(
-                    type="FailureTarget",
-                    status="True",
-                    reason=reason,
-                    message=message,
-                    last_transition_time=pod.finished,
-                ),
-                V1JobCondition(
-                    type="Failed",
-                    status="True",
-                    reason=reason,
-                    message=message,
-                    last_transition_time=pod.finished,
-                ),
-            ]
-        return V1Job(
-            api_version="batch/v1",
-            kind="Job",
-            metadata=record.job.metadata,
-            spec=record.job.spec,
-            status=status,
-        )
-
-    def _pod_view(self, record: JobRecord) -> V1Pod:
-        pod = record.pod
-        spec = record.job.spec.template.spec
-        image = spec.containers[0].image if spec and spec.containers else None
-        if pod.phase == "Pending":
-            state = V1ContainerState(
-                waiting=V1ContainerStateWaiting(
-                    reason=pod.waiting_reason, message=pod.waiting_message
-                )
-            )
-        elif pod.phase == "Running":
-            state = V1ContainerState(running=V1ContainerStateRunning(started_at=pod.started))
-        else:
-            state = V1ContainerState(
-                terminated=V1ContainerStateTerminated(
-                    exit_code=pod.exit_code if pod.exit_code is not None else 137,
-                    reason=pod.terminated_reason,
-                    started_at=pod.started,
-                    finished_at=pod.finished,
-                )
-            )
-        container_status = V1ContainerStatus(
-            name="job",
-            image=image or "",
-            image_id="",
-            ready=pod.phase == "Running",
-            restart_count=0,
-            started=pod.phase == "Running",
-            state=state,
-        )
-        meta = V1ObjectMeta(
-            name=pod.name,
-            namespace=record.namespace,
-            labels=self._pod_labels(record),
-            creation_timestamp=pod.created,
-            deletion_timestamp=record.job.metadata.deletion_timestamp,
-        )
-        return V1Pod(
-            api_version="v1",
-            kind="Pod",
-            metadata=meta,
-            spec=spec,
-            status=V1PodStatus(
-                phase=pod.phase, start_time=pod.created, container_statuses=[container_status]
-            ),
-        )
 
     # -- running a pod -----------------------------------------------------------------------
 
@@ -467,7 +301,7 @@ class LocalJobRunner:
                 return
             pod.phase = "Running"
             pod.waiting_reason = None
-            pod.started = _now()
+            pod.started = now()
         deadline = record.job.spec.active_deadline_seconds
         try:
             code = pod.proc.wait(timeout=deadline)
@@ -496,7 +330,7 @@ class LocalJobRunner:
             pod = record.pod
             pod.exit_code = exit_code
             pod.terminated_reason = reason
-            pod.finished = _now()
+            pod.finished = now()
             pod.phase = "Succeeded" if exit_code == 0 and failure is None else "Failed"
             record.failure = failure
             record.finished_at = time.monotonic()
@@ -524,7 +358,7 @@ class LocalJobRunner:
                     if secret is None or ref.key not in (secret.data or {}):
                         if ref.optional:
                             continue
-                        raise _bad_request(f'secret "{ref.name}" key "{ref.key}" not found')
+                        raise bad_request(f'secret "{ref.name}" key "{ref.key}" not found')
                     env[var.name] = base64.b64decode(secret.data[ref.key]).decode("utf8")
         return env
 
@@ -541,7 +375,7 @@ class LocalJobRunner:
             with self.lock:
                 cm = self.config_maps.get((record.namespace, volume.config_map.name))
             if cm is None:
-                raise _bad_request(f'configmap "{volume.config_map.name}" not found')
+                raise bad_request(f'configmap "{volume.config_map.name}" not found')
             data = (cm.binary_data or {}).get("code")
             if data:
                 with zipfile.ZipFile(io.BytesIO(base64.b64decode(data))) as zf:
@@ -624,72 +458,3 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-class CoreApi:
-    """The CoreV1Api methods kbatch-proxy uses."""
-
-    def __init__(self, cluster: LocalJobRunner) -> None:
-        self.cluster = cluster
-        self.api_client = None
-
-    def create_namespace(self, body: V1Namespace) -> V1Namespace:
-        return self.cluster.create_namespace(body)
-
-    def create_namespaced_secret(self, namespace: str, body: V1Secret) -> V1Secret:
-        return self.cluster.create_secret(namespace, body)
-
-    def patch_namespaced_secret(self, name: str, namespace: str, body: V1Secret) -> V1Secret:
-        return self.cluster.patch_secret(name, namespace, body)
-
-    def delete_namespaced_secret(self, name: str, namespace: str) -> None:
-        self.cluster.delete_secret(name, namespace)
-
-    def create_namespaced_config_map(self, namespace: str, body: V1ConfigMap) -> V1ConfigMap:
-        return self.cluster.create_config_map(namespace, body)
-
-    def patch_namespaced_config_map(
-        self, name: str, namespace: str, body: V1ConfigMap
-    ) -> V1ConfigMap:
-        return self.cluster.patch_config_map(name, namespace, body)
-
-    def list_namespaced_pod(self, namespace: str, label_selector: str | None = None) -> V1PodList:
-        return self.cluster.list_pods(namespace, label_selector)
-
-    def read_namespaced_pod(self, name: str, namespace: str) -> V1Pod:
-        return self.cluster.read_pod(name, namespace)
-
-    def read_namespaced_pod_log(self, name: str, namespace: str, **_: Any) -> str:
-        return self.cluster.read_pod_log(name, namespace)
-
-
-class BatchApi:
-    """The BatchV1Api methods kbatch-proxy uses (CronJobs are not emulated)."""
-
-    def __init__(self, cluster: LocalJobRunner) -> None:
-        self.cluster = cluster
-
-    def create_namespaced_job(self, namespace: str, body: V1Job) -> V1Job:
-        return self.cluster.create_job(namespace, body)
-
-    def list_namespaced_job(self, namespace: str) -> V1JobList:
-        return self.cluster.list_jobs(namespace)
-
-    def read_namespaced_job(self, name: str, namespace: str) -> V1Job:
-        return self.cluster.read_job(name, namespace)
-
-    def delete_namespaced_job(
-        self, name: str, namespace: str, propagation_policy: str | None = None
-    ) -> V1Status:
-        return self.cluster.delete_job(name, namespace, propagation_policy)
-
-    def __getattr__(self, name: str) -> Any:
-        if "cron_job" in name:
-
-            def unsupported(*args: Any, **kwargs: Any) -> Any:
-                exc = ApiException(status=501, reason="Not Implemented")
-                exc.body = json.dumps({"message": "CronJobs are not emulated by local kbatch"})
-                raise exc
-
-            return unsupported
-        raise AttributeError(name)
