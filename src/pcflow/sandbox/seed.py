@@ -64,6 +64,7 @@ def generator_hash() -> str:
     from importlib.metadata import version
 
     h = hashlib.sha256(Path(demo_data.__file__).read_bytes())
+    h.update(demo_data.MPC_DAYMET_TEMPLATE.read_bytes())  # the catalog entry's template
     # Versions from package metadata (no imports: keeps a warm `up` fast). rasterio wheels
     # bundle GDAL, so rasterio's version stands for the GDAL that writes the COGs.
     for dist in ("numpy", "pandas", "xarray", "zarr", "numcodecs", "rasterio", "pyproj"):
