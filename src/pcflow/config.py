@@ -100,6 +100,13 @@ def _check_dataset(name: str, ds: dict[str, Any]) -> None:
     base = f"datasets.{name}"
     _check_bbox(f"{base}.bbox", ds["bbox"])
     _check_dates(f"{base}.datetime", ds["datetime"])
+    if ds.get("region"):
+        from pcflow import region
+
+        try:
+            region.from_config(ds, name)
+        except region.RegionError as err:
+            raise ConfigError(err.field, err.problem, err.fix) from None
     if ds["kind"] == "zarr" and "asset" not in ds:
         raise ConfigError(
             f"{base}.asset",

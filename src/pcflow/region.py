@@ -23,6 +23,10 @@ MASK_NAME = "region_mask"
 class RegionError(ValueError):
     """A region that cannot be read or used; str() is one line naming the field and the fix."""
 
+    def __init__(self, field: str, problem: str, fix: str) -> None:
+        super().__init__(f"{field}: {problem} — {fix}")
+        self.field, self.problem, self.fix = field, problem, fix
+
 
 @dataclass(frozen=True)
 class Region:
@@ -54,11 +58,14 @@ def read_geojson(path: str | Path, field: str = "region") -> Any:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise RegionError(
-            f"{field}: {path} does not exist — give the path of a GeoJSON file "
-            "(relative to the directory Snakemake runs in)"
+            field,
+            f"{path} does not exist",
+            "give the path of a GeoJSON file (relative to the directory Snakemake runs in)",
         ) from None
     except (OSError, ValueError) as err:
-        raise RegionError(f"{field}: {path} is not readable GeoJSON ({err})") from None
+        raise RegionError(
+            field, f"{path} is not readable GeoJSON ({err})", "write it as GeoJSON"
+        ) from None
     if doc.get("type") == "FeatureCollection":
         geoms = [f.get("geometry") for f in doc.get("features") or []]
     elif doc.get("type") == "Feature":
@@ -70,29 +77,39 @@ def read_geojson(path: str | Path, field: str = "region") -> Any:
         if not g or g.get("type") not in ("Polygon", "MultiPolygon"):
             kind = (g or {}).get("type")
             raise RegionError(
-                f"{field}: {path} holds a {kind} geometry — a region must be Polygon or "
-                "MultiPolygon features"
+                field, f"{path} holds a {kind} geometry", "use Polygon or MultiPolygon features"
             )
         polygons.append(shape(g))
     if not polygons:
-        raise RegionError(f"{field}: {path} has no features — add a Polygon feature")
+        raise RegionError(field, f"{path} has no features", "add a Polygon feature")
     geometry = shapely.union_all(polygons)
     west, south, east, north = geometry.bounds
     if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
         raise RegionError(
-            f"{field}: {path} is not in lon/lat degrees (bounds {geometry.bounds}) — "
-            "GeoJSON coordinates are WGS84 longitude, latitude"
+            field,
+            f"{path} is not in lon/lat degrees (bounds {geometry.bounds})",
+            "GeoJSON coordinates are WGS84 longitude, latitude",
         )
     return geometry
 
 
 def from_config(dataset: dict[str, Any], name: str = "dataset") -> Region:
-    """The dataset's region: `region` (a GeoJSON file) when given, else its `bbox`."""
-    if dataset.get("region"):
-        field = f"datasets.{name}.region"
-        path = str(dataset["region"])
-        return Region(read_geojson(path, field), f"region {Path(path).name}")
-    return from_bbox(dataset["bbox"])
+    """The dataset's region: `region` (a GeoJSON file) when given, else its `bbox`. A region
+    must lie inside the bbox: staging reads the bbox's window, nothing outside it."""
+    if not dataset.get("region"):
+        return from_bbox(dataset["bbox"])
+    field = f"datasets.{name}.region"
+    path = str(dataset["region"])
+    geometry = read_geojson(path, field)
+    w, s, e, n = geometry.bounds
+    bw, bs, be, bn = dataset["bbox"]
+    if w < bw or s < bs or e > be or n > bn:
+        raise RegionError(
+            field,
+            f"{path} reaches beyond the dataset's bbox {list(dataset['bbox'])}",
+            f"widen bbox to cover the region's bounds [{w:.4f}, {s:.4f}, {e:.4f}, {n:.4f}]",
+        )
+    return Region(geometry, f"region {Path(path).name}")
 
 
 def cell_centres_lonlat(ds: xr.Dataset, ydim: str, xdim: str) -> tuple[np.ndarray, np.ndarray]:
@@ -110,8 +127,10 @@ def cell_centres_lonlat(ds: xr.Dataset, ydim: str, xdim: str) -> tuple[np.ndarra
     crs = dataset_crs(ds)
     if crs is None:
         raise RegionError(
+            "region",
             f"cannot place the region on this grid: dims ({ydim}, {xdim}) have no 2-D lat/lon "
-            "and no CF grid mapping — stage a dataset with either"
+            "and no CF grid mapping",
+            "stage a dataset with either",
         )
     import pyproj
 

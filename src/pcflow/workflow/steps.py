@@ -69,13 +69,18 @@ def run_reduce(
     mem_mb: int | None = None,
 ) -> None:
     from pcflow import compute, reductions, staging
+    from pcflow import region as regionmod
 
     with rule_logging(log_path, f"reduce[{dataset}/{reduction}]") as log:
         manifest = json.loads(Path(manifest_path).read_text())
         compute_cfg = {**config.get("compute", {}), "threads": threads, "mem_mb": mem_mb}
         with compute.cluster(compute_cfg, log):
             ds = staging.open_staged(manifest, config["target"])
-            result = reductions.run(reduction, ds)
+            # Only cells whose centres lie in the dataset's bbox/region count (staging keeps
+            # the rectangular native window, larger on a rotated grid).
+            region = regionmod.from_config(config["datasets"][dataset], dataset)
+            incomplete = config.get("reductions_incomplete", "drop")
+            result = reductions.run(reduction, ds, region=region, incomplete=incomplete)
             # This run's record (the commit that made the NetCDF), with the staged data's STAC
             # record and the commit that staged it.
             staged = manifest.get("provenance", {})
