@@ -604,10 +604,13 @@ def available() -> list[str]:
 _TAKES_INCOMPLETE = {"annual", "seasonal", "anomaly"}
 
 
-def apply_region(ds: xr.Dataset, region: regionmod.Region) -> tuple[xr.Dataset, xr.DataArray]:
-    """The dataset with every float gridded variable NaN outside the region, and the mask."""
+def apply_region(
+    ds: xr.Dataset, region: regionmod.Region, crs: Any = None
+) -> tuple[xr.Dataset, xr.DataArray]:
+    """The dataset with every float gridded variable NaN outside the region, and the mask
+    (`crs`: the grid's CRS if the data carry no lat/lon or grid mapping)."""
     ydim, xdim = spatial_dims(ds)
-    mask = regionmod.mask(ds, region, ydim, xdim)
+    mask = regionmod.mask(ds, region, ydim, xdim, crs)
     if not mask.any():
         raise ValueError(
             f"no cell centre of the staged data lies in the {region.label}; "
@@ -642,6 +645,7 @@ def run(
     ds: xr.Dataset,
     region: regionmod.Region | None = None,
     incomplete: str | None = None,
+    region_crs: Any = None,
     **params: Any,
 ) -> xr.Dataset:
     """Run a reduction by name and return the computed result with provenance passed through.
@@ -665,7 +669,7 @@ def run(
     start = time.monotonic()
     mask = None
     if region is not None:
-        ds, mask = apply_region(ds, region)
+        ds, mask = apply_region(ds, region, region_crs)
         log.info("region: %d of %d cells have their centre in the %s", int(mask.sum()),
                  mask.size, region.label)  # fmt: skip
     result = compute(fn(ds, **merged))

@@ -112,8 +112,11 @@ def from_config(dataset: dict[str, Any], name: str = "dataset") -> Region:
     return Region(geometry, f"region {Path(path).name}")
 
 
-def cell_centres_lonlat(ds: xr.Dataset, ydim: str, xdim: str) -> tuple[np.ndarray, np.ndarray]:
-    """(lon, lat) of every cell centre as (y, x) arrays."""
+def cell_centres_lonlat(
+    ds: xr.Dataset, ydim: str, xdim: str, crs: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) of every cell centre as (y, x) arrays. `crs`: the grid's CRS when the data
+    carry neither 2-D lat/lon nor a grid mapping (e.g. a COG cube's configured `crs`)."""
     if "lat" in ds.coords and "lon" in ds.coords and ds["lat"].ndim == 2:
         lat = ds["lat"].transpose(ydim, xdim).values
         lon = ds["lon"].transpose(ydim, xdim).values
@@ -124,7 +127,7 @@ def cell_centres_lonlat(ds: xr.Dataset, ydim: str, xdim: str) -> tuple[np.ndarra
         return xx, yy
     from pcflow.staging.plan import dataset_crs
 
-    crs = dataset_crs(ds)
+    crs = dataset_crs(ds) or crs
     if crs is None:
         raise RegionError(
             "region",
@@ -139,11 +142,11 @@ def cell_centres_lonlat(ds: xr.Dataset, ydim: str, xdim: str) -> tuple[np.ndarra
     return np.asarray(lon), np.asarray(lat)
 
 
-def mask(ds: xr.Dataset, region: Region, ydim: str, xdim: str) -> xr.DataArray:
+def mask(ds: xr.Dataset, region: Region, ydim: str, xdim: str, crs: Any = None) -> xr.DataArray:
     """(y, x) bool DataArray: True where the cell centre lies in the region (edges included)."""
     import shapely
 
-    lon, lat = cell_centres_lonlat(ds, ydim, xdim)
+    lon, lat = cell_centres_lonlat(ds, ydim, xdim, crs)
     inside = shapely.intersects_xy(region.geometry, lon, lat)
     da = xr.DataArray(
         inside,

@@ -78,9 +78,12 @@ def run_reduce(
             ds = staging.open_staged(manifest, config["target"])
             # Only cells whose centres lie in the dataset's bbox/region count (staging keeps
             # the rectangular native window, larger on a rotated grid).
-            region = regionmod.from_config(config["datasets"][dataset], dataset)
+            ds_cfg = config["datasets"][dataset]
+            region = regionmod.from_config(ds_cfg, dataset)
             incomplete = config.get("reductions_incomplete", "drop")
-            result = reductions.run(reduction, ds, region=region, incomplete=incomplete)
+            result = reductions.run(
+                reduction, ds, region=region, incomplete=incomplete, region_crs=ds_cfg.get("crs")
+            )
             # This run's record (the commit that made the NetCDF), with the staged data's STAC
             # record and the commit that staged it.
             staged = manifest.get("provenance", {})
