@@ -17,5 +17,7 @@ rule reduce:
     params:
         compute=lookup(dpath="compute", within=config, default={}),
         target=lookup(dpath="target", within=config),
+        dataset=lookup(dpath="datasets/{dataset}", within=config),
+        incomplete=lookup(dpath="reductions_incomplete", within=config, default="drop"),
     script:
         "../scripts/reduce.py"

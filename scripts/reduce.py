@@ -13,4 +13,6 @@ run_reduce(
     sm.config,
     threads=sm.threads,
     mem_mb=sm.resources.get("mem_mb"),
+    ds_cfg=sm.params.dataset,
+    incomplete=sm.params.incomplete,
 )

@@ -208,6 +208,13 @@ def _check_dataset(name: str, ds: dict[str, Any], max_area: float = MAX_AREA_DEG
     _check_reductions(f"{base}.reductions", ds["reductions"])
     if "crs" in ds:
         _check_crs(f"{base}.crs", ds["crs"])
+    if ds.get("region"):
+        from pcflow import region
+
+        try:
+            region.from_config(ds, name)
+        except region.RegionError as err:
+            raise ConfigError(err.field, err.problem, err.fix) from None
     if ds["kind"] == "zarr" and "asset" not in ds:
         raise ConfigError(
             f"{base}.asset",

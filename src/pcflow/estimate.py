@@ -43,15 +43,6 @@ def _days(interval: str) -> tuple[date, date]:
     return date.fromisoformat(start[:10]), date.fromisoformat(end[:10])
 
 
-def _axis_count(extent: Sequence[float], step: float, lo: float, hi: float) -> tuple[int, int]:
-    """(cells in the window, index of the first one) along a regular axis."""
-    first, last = sorted(extent)
-    n_total = int(round((last - first) / abs(step))) + 1
-    i0 = max(0, math.ceil((lo - first) / abs(step)))
-    i1 = min(n_total - 1, math.floor((hi - first) / abs(step)))
-    return max(0, i1 - i0 + 1), i0
-
-
 def _target_layout(
     name: str, dims: Sequence[str], shape: Sequence[int], size: int, staging: Mapping[str, Any]
 ) -> tuple[int, int]:
@@ -90,10 +81,17 @@ def estimate_zarr(
         if isinstance(dims[xdim].get("reference_system"), dict)
         else pyproj.CRS.from_user_input(dims[xdim].get("reference_system", 4326))
     )
-    to_grid = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    xmin, ymin, xmax, ymax = to_grid.transform_bounds(*ds["bbox"], densify_pts=21)
-    nx, ix0 = _axis_count(dims[xdim]["extent"], dims[xdim].get("step", 1), xmin, xmax)
-    ny, iy0 = _axis_count(dims[ydim]["extent"], dims[ydim].get("step", 1), ymin, ymax)
+    from pcflow.staging import plan as staging_plan
+    from pcflow.staging.retry import StagingError
+
+    # The same window function staging uses (cell centres in the bbox's envelope).
+    x = staging_plan.regular_axis(dims[xdim]["extent"], dims[xdim].get("step", 1))
+    y = staging_plan.regular_axis(dims[ydim]["extent"], dims[ydim].get("step", 1))
+    try:
+        xs, ys = staging_plan.bbox_window(ds["bbox"], crs, x, y, (xdim, ydim))
+    except StagingError as err:
+        return {"note": str(err)}
+    nx, ix0, ny, iy0 = xs.stop - xs.start, xs.start, ys.stop - ys.start, ys.start
     t_start, t_end = (date.fromisoformat(str(t)[:10]) for t in dims[tdim]["extent"])
     q_start, q_end = _days(ds["datetime"])
     lo, hi = max(t_start, q_start), min(t_end, q_end)
@@ -131,6 +129,7 @@ def estimate_zarr(
         "target_chunks": chunks_write,
         "regions": regions,
         "window": {"x": nx, "y": ny, "time_days": max(0, (hi - lo).days + 1)},
+        "window_index": {"x": [ix0, ix0 + nx], "y": [iy0, iy0 + ny]},
     }
 
 

@@ -32,6 +32,7 @@ BAND = "#9ecae1"
 WARM, COOL = "#c0392b", "#2471a3"
 DPI = 110
 MAX_PANELS = 12
+REGION_MASK = "region_mask"
 
 Plotter = Callable[[xr.Dataset, dict[str, Any]], Figure]
 
@@ -62,7 +63,18 @@ def _period(result: xr.Dataset) -> str:
 def _title(ctx: dict[str, Any], what: str, result: xr.Dataset) -> str:
     dataset = ctx.get("dataset", "")
     head = f"{dataset}: " if dataset else ""
-    return f"{head}{what}, {_period(result)}"
+    return f"{head}{what}, {_period(result)}{_notes(result)}"
+
+
+def _notes(result: xr.Dataset) -> str:
+    """What the numbers cover: the region (cells counted) and partial periods dropped/flagged."""
+    notes = []
+    if result.attrs.get("region"):
+        notes.append(f"cells in {result.attrs['region']} ({result.attrs.get('region_cells')})")
+    partial = result.attrs.get("incomplete_periods")
+    if partial and partial != "none":
+        notes.append(f"partial periods {partial}")
+    return "".join(f"\n{n}" for n in notes)
 
 
 def _crs_name(result: xr.Dataset, da: xr.DataArray) -> str:
@@ -96,7 +108,10 @@ def _vars(result: xr.Dataset, ndim: int | None = None) -> list[str]:
     names = [
         n
         for n, da in result.data_vars.items()
-        if np.issubdtype(da.dtype, np.number) and da.ndim > 0 and (ndim is None or da.ndim == ndim)
+        if np.issubdtype(da.dtype, np.number)
+        and da.ndim > 0
+        and (ndim is None or da.ndim == ndim)
+        and n != REGION_MASK
     ]
     if not names:
         raise ValueError("result has no variables to plot")
@@ -292,8 +307,10 @@ def plot_maps(
                 vmax=hi,
                 shading="auto",
             )
+            _outline_region(ax, result, panel, xdim, ydim, scale)
             ax.set_aspect("equal")
-            ax.set_title(f"{name} {_panel_label(dim, value)}".strip(), fontsize=8)
+            label = f"{name} {_panel_label(dim, value)}{_partial(result, dim, value)}"
+            ax.set_title(label.strip(), fontsize=8)
             ax.set_xlabel(xlabel, fontsize=7)
             ax.set_ylabel(ylabel, fontsize=7)
             ax.tick_params(labelsize=6)
@@ -310,6 +327,34 @@ def plot_maps(
     # wrap: a long title (dataset, reduction, CRS, period) must not run off a narrow figure
     fig.suptitle(_title(ctx, f"{kind} of {', '.join(names)}{on}", result), wrap=True)
     return fig
+
+
+def _outline_region(
+    ax: Any, result: xr.Dataset, panel: xr.DataArray, xdim: str, ydim: str, scale: float
+) -> None:
+    """Draw the region's outline (the edge of the region mask) over a map panel."""
+    if REGION_MASK not in result or result[REGION_MASK].ndim != 2:
+        return
+    mask = result[REGION_MASK].transpose(ydim, xdim)
+    if mask.min() == mask.max():
+        return  # all in (or all out): no edge to draw
+    ax.contour(
+        mask[xdim].values * scale,
+        mask[ydim].values * scale,
+        mask.values.astype(float),
+        levels=[0.5],
+        colors="black",
+        linewidths=0.8,
+    )
+
+
+def _partial(result: xr.Dataset, dim: str | None, value: Any) -> str:
+    """' (partial: 318 d)' for a flagged incomplete period's panel."""
+    if dim != "time" or "complete" not in result.coords:
+        return ""
+    if bool(result["complete"].sel(time=value)):
+        return ""
+    return f" (partial: {int(result['days'].sel(time=value))} d)"
 
 
 MAP_KINDS = {

@@ -19,7 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
+
+from pcflow import region as regionmod
 
 log = logging.getLogger("pcflow.reductions")
 
@@ -300,17 +303,22 @@ def climatology(ds: xr.Dataset, freq: str = "dayofyear", field: bool = False) ->
 
 
 @register("anomaly")
-def anomaly(ds: xr.Dataset, freq: str = "month") -> xr.Dataset:
+def anomaly(ds: xr.Dataset, freq: str = "month", incomplete: str = "drop") -> xr.Dataset:
     """Anomalies of the spatial-mean series against its own climatology.
 
     freq="month": monthly means minus the monthly climatology (one value per month: bars).
     freq="dayofyear": daily values minus the day-of-year climatology (a heat strip).
+    Partial months at the ends are dropped or flagged like annual's years (`incomplete`).
     """
     key = _group_key(freq)
     series = compute(_series(ds))
+    note = None
     if freq == "month":
+        keep, _, note = _completeness(ds, "month", incomplete)
         # Monthly means first; resample drops attrs, so copy them back.
         monthly = series.resample(time="MS").mean()
+        if keep is not None:
+            monthly = monthly.sel(time=keep)
         for name in series.data_vars:
             monthly[name].attrs = _append_cell_method(
                 series[name].attrs, "time: mean within months"
@@ -323,10 +331,16 @@ def anomaly(ds: xr.Dataset, freq: str = "month") -> xr.Dataset:
         attrs = _append_cell_method(series[name].attrs, f"time: anomaly ({freq} climatology)")
         attrs["long_name"] = f"{series[name].attrs.get('long_name', name)} anomaly"
         anom[name].attrs = attrs
-    return _carry_attrs(anom, ds, "anomaly", anomaly_freq=freq)
+    return _carry_attrs(
+        anom, ds, "anomaly", anomaly_freq=freq, incomplete=incomplete, incomplete_periods=note
+    )
 
 
 def _aggregate(da: xr.DataArray, stat: str, grouped: Any) -> xr.DataArray:
+    if stat == "sum":
+        # min_count=1: a cell with no data in the period (ocean) stays NaN; a plain sum
+        # turns all-NaN into 0 and draws the ocean as dry land.
+        return grouped.sum("time", skipna=True, min_count=1)
     return getattr(grouped, stat)("time", skipna=True)
 
 
@@ -355,53 +369,146 @@ def _with_grid_mapping(result: xr.Dataset, ds: xr.Dataset, names: list[str]) -> 
     return result
 
 
+INCOMPLETE = ("drop", "flag")
+PERIOD_FREQ = {"year": "YS", "season": "QS-DEC", "month": "MS"}
+
+
+def period_days(time: Any, freq: str) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """(period starts, days with data, days expected) per period of a daily time axis.
+
+    Expected days are the calendar days of the period, except that Dec 31 of a leap year is
+    never required (Daymet's 365-day years drop it). A period the data do not cover from its
+    first to its last day is incomplete.
+    """
+    t = pd.DatetimeIndex(time)
+    days = t.normalize().unique()
+    counts = pd.Series(1, index=days).resample(freq).count()
+    starts = pd.DatetimeIndex(counts.index)
+    have = counts.to_numpy()
+    ends = starts + pd.tseries.frequencies.to_offset(freq)
+    every_day = pd.date_range(starts[0], ends[-1], inclusive="left")
+    dropped = every_day[(every_day.month == 12) & (every_day.day == 31) & every_day.is_leap_year]
+    dropped = dropped[~dropped.isin(days)]  # Daymet's 365-day years
+    expected = np.array(
+        [
+            (e - s).days - int(((dropped >= s) & (dropped < e)).sum())
+            for s, e in zip(starts, ends, strict=True)
+        ]
+    )
+    return starts, have, expected
+
+
+def _completeness(
+    ds: xr.Dataset, what: str, incomplete: str
+) -> tuple[np.ndarray | None, xr.Dataset, str]:
+    """Which periods (by their start, resample labels) to keep, the flag coords, a note.
+
+    incomplete="drop": only complete periods are kept; "flag": all are kept and marked.
+    """
+    _check_choice("incomplete", incomplete, INCOMPLETE)
+    starts, have, expected = period_days(ds["time"].values, PERIOD_FREQ[what])
+    complete = have >= expected
+    partial = [
+        f"{_period_label(s, what)} ({h} of {e} days)"
+        for s, h, e, c in zip(starts, have, expected, complete, strict=True)
+        if not c
+    ]
+    flags = xr.Dataset(
+        {
+            "complete": ("time", complete, {"long_name": f"whole {what} of data"}),
+            "days": ("time", have.astype("int16"), {"long_name": f"days of data in the {what}"}),
+        },
+        coords={"time": starts.values},
+    )
+    if not partial:
+        note = "none"
+    elif incomplete == "drop":
+        note = f"dropped: {', '.join(partial)}"
+    else:
+        note = f"flagged (kept): {', '.join(partial)}"
+    keep = starts.values[complete] if incomplete == "drop" else None
+    if keep is not None and keep.size == 0:
+        raise ValueError(
+            f"no complete {what} in the data ({', '.join(partial)}); widen datetime or set "
+            "reductions_incomplete: flag"
+        )
+    return keep, flags, note
+
+
+def _period_label(start: pd.Timestamp, what: str) -> str:
+    if what == "year":
+        return f"{start:%Y}"
+    if what == "month":
+        return f"{start:%Y-%m}"
+    season = {12: "DJF", 3: "MAM", 6: "JJA", 9: "SON"}[start.month]
+    return f"{season} {start.year + (start.month == 12)}"
+
+
 @register("annual")
-def annual(ds: xr.Dataset, stat: str = "auto", min_days: int = 300) -> xr.Dataset:
+def annual(ds: xr.Dataset, stat: str = "auto", incomplete: str = "drop") -> xr.Dataset:
     """Maps per calendar year: mean/min/max, or sum (precipitation totals; stat="auto").
 
-    Years with fewer than `min_days` days of data are dropped (a partial year is not an annual
-    aggregate).
+    A year the data do not cover from Jan 1 to Dec 31 (Dec 31 of leap years excepted, as
+    Daymet drops it) is dropped (incomplete="drop") or kept and flagged ("flag": coords
+    `complete` and `days`, attr `incomplete_periods`).
     """
     names = gridded_vars(ds)
+    keep, flags, note = _completeness(ds, "year", incomplete)
     out = {}
-    days = ds["time"].resample(time="YS").count()
-    keep = days >= min(min_days, int(days.max()))
     for name in names:
         da = ds[name]
         s = _resolve_stat(da, stat)
         agg = _aggregate(da, s, da.resample(time="YS"))
-        agg = agg.sel(time=keep["time"][keep.values])
+        if keep is not None:
+            agg = agg.sel(time=keep)
         agg.attrs = _aggregate_attrs(da, s, "year")
         out[name] = agg
     result = _with_grid_mapping(xr.Dataset(out), ds, names)
-    return _carry_attrs(result, ds, "annual", stat=stat)
+    result = result.assign_coords(
+        complete=flags["complete"].sel(time=result["time"]),
+        days=flags["days"].sel(time=result["time"]),
+    )
+    return _carry_attrs(
+        result, ds, "annual", stat=stat, incomplete=incomplete, incomplete_periods=note
+    )
 
 
 @register("seasonal")
-def seasonal(ds: xr.Dataset, stat: str = "auto", min_days: int = 80) -> xr.Dataset:
+def seasonal(ds: xr.Dataset, stat: str = "auto", incomplete: str = "drop") -> xr.Dataset:
     """Climatological season maps (DJF, MAM, JJA, SON) over all years.
 
     Each season of each year is aggregated first (sum: the season's total), then averaged over
-    years (min/max: the extreme over years). Seasons with fewer than `min_days` days (the
-    partial DJF at the ends of a record) are dropped.
+    years (min/max: the extreme over years). Seasons the data do not cover whole (the partial
+    DJF at the ends of a record) are dropped (incomplete="drop") or kept ("flag"; coord
+    `partial_seasons` counts them per season, attr `incomplete_periods` names them).
     """
     names = gridded_vars(ds)
-    days = ds["time"].resample(time="QS-DEC").count()
-    keep = days["time"][(days >= min_days).values]
-    if keep.size == 0:
-        raise ValueError(f"no complete season (>= {min_days} days) in the data; lower min_days")
+    keep, flags, note = _completeness(ds, "season", incomplete)
+    labels = pd.DatetimeIndex(flags["time"].values if keep is None else keep)
+    partial = pd.DatetimeIndex(flags["time"].values[~flags["complete"].values])
     out = {}
     for name in names:
         da = ds[name]
         s = _resolve_stat(da, stat)
-        per_season = _aggregate(da, s, da.resample(time="QS-DEC")).sel(time=keep)
+        per_season = _aggregate(da, s, da.resample(time="QS-DEC")).sel(time=labels.values)
         over_years = {"min": "min", "max": "max"}.get(s, "mean")
         agg = getattr(per_season.groupby("time.season"), over_years)("time")
         agg = agg.reindex(season=[x for x in ("DJF", "MAM", "JJA", "SON") if x in agg.season])
         agg.attrs = _aggregate_attrs(da, s, "season")
         out[name] = agg
     result = _with_grid_mapping(xr.Dataset(out), ds, names)
-    return _carry_attrs(result, ds, "seasonal", stat=stat)
+    season_of = {12: "DJF", 3: "MAM", 6: "JJA", 9: "SON"}
+    kept_partial = [season_of[t.month] for t in partial if keep is None]
+    result = result.assign_coords(
+        partial_seasons=(
+            "season",
+            np.array([kept_partial.count(str(v)) for v in result["season"].values], "int16"),
+            {"long_name": "incomplete seasons included in the average"},
+        )
+    )
+    return _carry_attrs(
+        result, ds, "seasonal", stat=stat, incomplete=incomplete, incomplete_periods=note
+    )
 
 
 def _bands(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
@@ -492,20 +599,81 @@ def available() -> list[str]:
     return sorted(set(names))
 
 
-def run(name: str, ds: xr.Dataset, **params: Any) -> xr.Dataset:
-    """Run a reduction by name and return the computed result with provenance passed through."""
+# Reductions that take `incomplete` (periods: years, seasons, months).
+_TAKES_INCOMPLETE = {"annual", "seasonal", "anomaly"}
+
+
+def apply_region(
+    ds: xr.Dataset, region: regionmod.Region, crs: Any = None
+) -> tuple[xr.Dataset, xr.DataArray]:
+    """The dataset with every float gridded variable NaN outside the region, and the mask
+    (`crs`: the grid's CRS if the data carry no lat/lon or grid mapping)."""
+    ydim, xdim = spatial_dims(ds)
+    mask = regionmod.mask(ds, region, ydim, xdim, crs)
+    if not mask.any():
+        raise ValueError(
+            f"no cell centre of the staged data lies in the {region.label}; "
+            "check the dataset's region against its bbox"
+        )
+    masked = ds.copy()
+    for name, da in ds.data_vars.items():
+        if ydim in da.dims and xdim in da.dims and np.issubdtype(da.dtype, np.floating):
+            masked[name] = da.where(mask.values if da.dims[-2:] == (ydim, xdim) else mask)
+            masked[name].attrs = da.attrs
+            masked[name].encoding = da.encoding
+    return masked, mask
+
+
+def _attach_region(result: xr.Dataset, mask: xr.DataArray) -> xr.Dataset:
+    """Cells outside the region NaN in the result's maps; the mask travels as `region_mask`."""
+    ydim, xdim = mask.dims
+    for name, da in result.data_vars.items():
+        if ydim in da.dims and xdim in da.dims and da.sizes[ydim] == mask.sizes[ydim]:
+            attrs = da.attrs
+            result[name] = da.where(mask.values if da.dims[-2:] == (ydim, xdim) else mask)
+            result[name].attrs = attrs
+    result[regionmod.MASK_NAME] = mask.astype("int8")
+    result[regionmod.MASK_NAME].attrs = mask.attrs
+    result.attrs["region"] = mask.attrs["region"]
+    result.attrs["region_cells"] = int(mask.sum())
+    return result
+
+
+def run(
+    name: str,
+    ds: xr.Dataset,
+    region: regionmod.Region | None = None,
+    incomplete: str | None = None,
+    region_crs: Any = None,
+    **params: Any,
+) -> xr.Dataset:
+    """Run a reduction by name and return the computed result with provenance passed through.
+
+    region: only cells whose centres lie in it count (the mask is stored as `region_mask`).
+    incomplete: "drop" or "flag" partial years/seasons/months (reductions with periods).
+    """
     fn, encoded = resolve(name)
     merged = {**encoded, **params}
+    if incomplete is not None and fn.__name__ in _TAKES_INCOMPLETE:
+        merged["incomplete"] = incomplete
     ydims = [d for pair in SPATIAL_DIMS for d in pair if d in ds.dims]
     log.info(
-        "reduction %s%s on %s (chunks %s)",
+        "reduction %s%s on %s (chunks %s)%s",
         name,
         f" {merged}" if merged else "",
         dict(ds.sizes),
         {d: ds.chunksizes.get(d, ())[:1] for d in ["time", *ydims]} if ds.chunks else "none",
+        f", {region.label}" if region else "",
     )
     start = time.monotonic()
+    mask = None
+    if region is not None:
+        ds, mask = apply_region(ds, region, region_crs)
+        log.info("region: %d of %d cells have their centre in the %s", int(mask.sum()),
+                 mask.size, region.label)  # fmt: skip
     result = compute(fn(ds, **merged))
+    if mask is not None:
+        result = _attach_region(result, mask)
     if "provenance" in ds.attrs:
         result.attrs["provenance"] = ds.attrs["provenance"]
     result.attrs["pcflow_reduction"] = name

@@ -32,39 +32,89 @@ def test_outputs_exist(demo_run):
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_spatial_mean_matches_source_data(demo_run):
-    """The workflow's spatial mean equals a NumPy mean over the same cells of the source data."""
-    from pcflow.sandbox import demo_data
+def open_source_store(sandbox) -> xr.Dataset:
+    """The sandbox's daymet-daily-hi store read directly with xarray, the MPC way (signed)."""
+    import planetary_computer
+    import pystac_client
 
+    env = sandbox.env()
+    client = pystac_client.Client.open(
+        env["PCFLOW_STAC_API"], modifier=planetary_computer.sign_inplace
+    )
+    asset = client.get_collection("daymet-daily-hi").assets["zarr-abfs"]
+    so = dict(asset.extra_fields["xarray:storage_options"])
+    so["account_host"] = env["PCFLOW_AZURE_ACCOUNT_HOST"].format(account_name=so["account_name"])
+    return xr.open_zarr(asset.href, **asset.extra_fields["xarray:open_kwargs"], storage_options=so)
+
+
+def bbox_cells(source: xr.Dataset, bbox: list[float]) -> np.ndarray:
+    """(y, x) bool: source cells whose 2-D lat/lon lie in the bbox (independent of pcflow)."""
+    lon, lat = source["lon"].values, source["lat"].values
+    return (lon >= bbox[0]) & (lon <= bbox[2]) & (lat >= bbox[1]) & (lat <= bbox[3])
+
+
+@pytest.fixture(scope="module")
+def source_in_bbox(demo_run, sandbox):
+    """Source values of the demo's period at the cells whose lat/lon lie in its bbox."""
     ds_cfg = demo_run["cfg"]["datasets"]["daymet-hi"]
-    source = demo_data.daymet_dataset()
-    x_sel, y_sel = expected_daymet_window(source, ds_cfg["bbox"])
     start, end = ds_cfg["datetime"].split("/")
+    source = open_source_store(sandbox)
+    inside = bbox_cells(source, ds_cfg["bbox"])
+    rows, cols = np.nonzero(inside)
+    box = {"y": slice(rows.min(), rows.max() + 1), "x": slice(cols.min(), cols.max() + 1)}
+    window = source.sel(time=slice(start, f"{end}T23:59")).isel(box)
+    values = {v: window[v].values for v in ds_cfg["variables"]}
+    return {"inside": inside[box["y"], box["x"]], "values": values, "time": window.time.values}
+
+
+def test_spatial_mean_is_the_mean_over_the_bbox(demo_run, source_in_bbox):
+    """The workflow's spatial mean equals a NumPy mean over the source cells whose lat/lon lie
+    in the bbox (xarray straight from the source store), to float precision. Before the region
+    mask it averaged the whole rectangular native window (about twice the bbox on Daymet's
+    rotated grid)."""
+    inside = source_in_bbox["inside"]
+    assert 0 < inside.sum() < inside.size
     with xr.open_dataset(results(demo_run, "daymet-hi", "spatial_mean.nc")) as got:
-        for var in ds_cfg["variables"]:
-            window = source[var].sel(time=slice(start, end)).isel(x=x_sel, y=y_sel).values
-            expected = window.astype("float64").mean(axis=(1, 2))
-            # float32 data summed by Dask in a different order: agree to 1e-5 relative.
-            np.testing.assert_allclose(got[var].values, expected, rtol=1e-5, atol=1e-4)
+        np.testing.assert_array_equal(got["time"].values, source_in_bbox["time"])
+        for var, values in source_in_bbox["values"].items():
+            expected = np.nanmean(values[:, inside].astype("float64"), axis=1)
+            np.testing.assert_allclose(got[var].values, expected, rtol=1e-9)
+        assert got.attrs["region_cells"] == inside.sum()
 
 
-def expected_daymet_window(source: xr.Dataset, bbox: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of grid cells (1 km squares) that intersect the bbox's envelope in the grid CRS.
+def test_annual_precipitation_is_nan_over_the_ocean(demo_run, source_in_bbox):
+    """The demo bbox holds coast: ocean cells have no data, so their annual totals are NaN
+    (a plain sum gave 0 mm); land totals equal the source's sums."""
+    prcp = source_in_bbox["values"]["prcp"].astype("float64")
+    no_data = np.isnan(prcp).all(axis=0)
+    ocean, land = no_data & source_in_bbox["inside"], ~no_data & source_in_bbox["inside"]
+    assert ocean.sum() > 10 and land.sum() > 10, "the demo bbox must cover land and ocean"
+    years = np.asarray(source_in_bbox["time"], dtype="datetime64[Y]").astype(int) + 1970
+    with xr.open_dataset(results(demo_run, "daymet-hi", "annual.nc")) as annual:
+        assert [str(t)[:4] for t in annual["time"].values] == ["2019", "2020"]
+        in_region = annual["region_mask"].transpose("y", "x").values == 1
+        assert in_region.sum() == source_in_bbox["inside"].sum()
+        for i, year in enumerate((2019, 2020)):
+            cells = annual["prcp"].isel(time=i).transpose("y", "x").values[in_region]
+            assert np.isnan(cells).sum() == ocean.sum()  # ocean: NaN, not 0 mm
+            expected = np.sort(prcp[years == year][:, land].sum(axis=0))
+            np.testing.assert_allclose(np.sort(cells[np.isfinite(cells)]), expected, rtol=1e-6)
 
-    Computed here with pyproj from the CF grid mapping, independently of pcflow.staging.
-    """
-    import pyproj
 
-    crs = pyproj.CRS.from_cf(source["lambert_conformal_conic"].attrs)
-    to_grid = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    xmin, ymin, xmax, ymax = to_grid.transform_bounds(*bbox, densify_pts=21)
-    x, y = source["x"].values, source["y"].values
-    half = 500.0  # Daymet cells are 1000 m squares centred on x/y
-    x_idx = np.flatnonzero((x + half >= xmin) & (x - half <= xmax))
-    y_idx = np.flatnonzero((y + half >= ymin) & (y - half <= ymax))
-    # The demo bbox is a real subset: a test on the whole grid would not check the window.
-    assert 0 < len(x_idx) < x.size and 0 < len(y_idx) < y.size
-    return x_idx, y_idx
+def test_plan_window_is_the_staged_window(demo_run):
+    """`pcflow plan` (what `snakemake -n` reports) plans exactly the window staging wrote."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pcflow.cli", "plan", "--configfile", str(demo_run["config"]),
+         "--no-jobs", "--json"],
+        capture_output=True, text=True, env=os.environ.copy(), timeout=300,
+        cwd=demo_run["workdir"],
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    plans = {p["dataset"]: p for p in json.loads(proc.stdout)["datasets"]}
+    window = plans["daymet-hi"]["estimate"]["window"]
+    staged = json.loads(results(demo_run, "daymet-hi", "staged.json").read_text())
+    nt, ny, nx = staged["variables"]["tmax"]["shape"]
+    assert (window["y"], window["x"]) == (ny, nx)
 
 
 def test_staged_zarr_reopens_in_fresh_process_the_mpc_way(demo_run):

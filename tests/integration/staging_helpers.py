@@ -19,7 +19,7 @@ DAYMET_CFG = {
     "kind": "zarr",
     "asset": "zarr-abfs",
     "signing": "planetary-computer",
-    "bbox": [-156.1, 19.1, -154.8, 20.3],  # the whole demo grid: aligned with source chunks
+    "bbox": [-160.3056, 17.9539, -154.772, 23.5186],  # MPC's extent: the whole grid, aligned
     "datetime": "2019-01-01/2020-12-31",  # whole one-year chunks
     "variables": ["tmin", "tmax", "prcp"],
 }

@@ -96,3 +96,30 @@ def test_cog_dataset_needs_assets_crs_resolution():
 def test_env_overrides_stac_api(monkeypatch):
     monkeypatch.setenv("PCFLOW_STAC_API", "http://127.0.0.1:1/stac")
     assert validate(DEMO)["stac_api"] == "http://127.0.0.1:1/stac"
+
+
+def test_region_file_is_checked_with_one_line(tmp_path):
+    import json
+
+    cfg = copy.deepcopy(DEMO)
+    ds = cfg["datasets"]["daymet-hi"]
+    ds["region"] = str(tmp_path / "missing.geojson")
+    with pytest.raises(ConfigError, match=r"datasets.daymet-hi.region: .*does not exist") as err:
+        validate(cfg)
+    assert "\n" not in str(err.value)
+    west, south, east, north = ds["bbox"]
+    ring = [[west - 1, south], [east, south], [east, north], [west - 1, south]]
+    path = tmp_path / "big.geojson"
+    path.write_text(json.dumps({"type": "Polygon", "coordinates": [ring]}))
+    ds["region"] = str(path)
+    with pytest.raises(ConfigError, match="reaches beyond the dataset's bbox.*widen bbox"):
+        validate(cfg)
+    inside = [[west, south], [east, south], [east, north], [west, south]]
+    path.write_text(json.dumps({"type": "Polygon", "coordinates": [inside]}))
+    assert validate(cfg)["datasets"]["daymet-hi"]["region"] == str(path)
+
+
+def test_reductions_incomplete_default_and_choices():
+    assert validate(DEMO)["reductions_incomplete"] == "drop"
+    with pytest.raises(ConfigError, match="reductions_incomplete.*one of"):
+        validate({**DEMO, "reductions_incomplete": "keep"})

@@ -93,7 +93,7 @@ def test_annual_maps_in_projected_km_with_crs_title(tmp_path, ds):
     assert any(label.endswith("[mm]") for label in cbar)  # precipitation totals
     # x extent in km matches the grid
     xmin, xmax = axes[0].get_xlim()
-    assert xmin <= 0 and xmax >= (ds.sizes["x"] - 1) * 1.0
+    assert xmin <= ds.x.values.min() / 1000 and xmax >= ds.x.values.max() / 1000
 
 
 def test_latlon_maps_label_degrees(tmp_path):
@@ -158,3 +158,30 @@ def test_report_caption_renders_for_every_reduction(name):
     html = publish_parts(rst, writer="html", settings_overrides={"halt_level": 2})["body"]
     assert "daymet-daily-hi (2019-01-01 to 2020-12-31)" in html
     assert html.lstrip().startswith("<p><strong>")  # a kind-specific text, not the fallback
+
+
+def test_maps_outline_the_region_and_say_what_was_dropped(tmp_path):
+    from pcflow import region
+
+    ds = daymet_like(ny=8, nx=6).sel(time=slice("2018-02-17", "2020-11-05"))
+    bbox = [-155.69, 19.83, -155.60, 19.90]
+    result = reductions.run("annual", ds, region=region.from_bbox(bbox))
+    fig = plotting.plot("annual", result, tmp_path / "m.png", CTX)
+    _png_ok(tmp_path / "m.png")
+    axes = _visible(fig)
+    # One outline (a contour of the region mask) on every map panel.
+    assert all(len(ax.collections) >= 2 for ax in axes)  # the mesh and the outline
+    sup = fig.get_suptitle()
+    cells = int(result["region_mask"].sum())
+    assert f"cells in bbox {bbox} ({cells})" in sup
+    assert "partial periods dropped: 2018 (318 of 365 days), 2020 (310 of 365 days)" in sup
+    assert "region_mask" not in " ".join(a.get_title() for a in axes)
+
+
+def test_flagged_partial_years_are_labelled_on_their_panels(tmp_path):
+    ds = daymet_like(ny=8, nx=6).sel(time=slice("2018-02-17", "2020-11-05"))
+    result = reductions.run("annual", ds, incomplete="flag")
+    fig = plotting.plot("annual", result, tmp_path / "m.png", CTX)
+    titles = [a.get_title() for a in _visible(fig)]
+    assert titles[:3] == ["tmax 2018 (partial: 318 d)", "tmax 2019", "tmax 2020 (partial: 310 d)"]
+    assert "partial periods flagged (kept)" in fig.get_suptitle()

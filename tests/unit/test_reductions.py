@@ -6,6 +6,7 @@ only summation order differs: rtol 1e-9 unless stated.
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from pcflow import reductions
+from pcflow import reductions, region
 from pcflow.testing.synthetic import daymet_like, s2_cube
 
 RTOL = 1e-9
@@ -131,18 +132,24 @@ def test_anomaly_daily_against_doy_climatology(ds):
     np.testing.assert_allclose(out["tmax"].values, expected, rtol=1e-7, atol=1e-9)
 
 
+def nan_sum(values: np.ndarray) -> np.ndarray:
+    """Sum over axis 0 that stays NaN where every value is NaN (no data is not 0 mm)."""
+    return np.where(np.isnan(values).all(0), np.nan, np.nansum(values, 0))
+
+
 def test_annual_precip_sum_and_temperature_mean(ds):
     out = reductions.run("annual", ds)
     years = pd.DatetimeIndex(ds["time"].values).year.to_numpy()
     prcp = ds["prcp"].values.astype("float64")
     tmax = ds["tmax"].values.astype("float64")
+    ocean = np.isnan(prcp).all(0)
+    assert ocean.any() and not ocean.all()
     for i, year in enumerate((2018, 2019, 2020)):
         sel = years == year
-        np.testing.assert_allclose(
-            out["prcp"].isel(time=i).transpose("y", "x").values[3:],
-            np.nansum(prcp[sel], 0)[3:],
-            rtol=1e-6,
-        )
+        got = out["prcp"].isel(time=i).transpose("y", "x").values
+        # The ocean is NaN, not 0 mm (a plain sum drew it as dry land before min_count=1).
+        assert np.isnan(got[ocean]).all()
+        np.testing.assert_allclose(got, nan_sum(prcp[sel]), rtol=1e-6)
         np.testing.assert_allclose(
             out["tmax"].isel(time=i).transpose("y", "x").values, np.nanmean(tmax[sel], 0), rtol=1e-6
         )
@@ -180,11 +187,13 @@ def test_seasonal_mean_jja_and_sum(ds):
     totals = []
     for y in (2018, 2019):
         sel = ((t.year == y) & (t.month == 12)) | ((t.year == y + 1) & np.isin(t.month, [1, 2]))
-        totals.append(np.nansum(prcp[sel], 0))
-    np.testing.assert_allclose(
-        out["prcp"].sel(season="DJF").transpose("y", "x").values[3:],
-        np.mean(totals, 0)[3:],
-        rtol=1e-6,
+        totals.append(nan_sum(prcp[sel]))
+    got = out["prcp"].sel(season="DJF").transpose("y", "x").values
+    assert np.isnan(got[np.isnan(prcp).all(0)]).all()  # ocean: no data, not 0 mm
+    np.testing.assert_allclose(got, np.mean(totals, 0), rtol=1e-6)
+    # Jan-Feb 2018 lacks Dec 2017; Dec 2020 (Daymet: no Dec 31) lacks Jan-Feb 2021.
+    assert out.attrs["incomplete_periods"] == (
+        "dropped: DJF 2018 (59 of 90 days), DJF 2021 (30 of 89 days)"
     )
     assert out["prcp"].attrs["units"] == "mm"
 
@@ -261,3 +270,109 @@ def test_progress_is_logged_on_a_distributed_cluster(caplog, monkeypatch):
     lines = [r.getMessage() for r in caplog.records if "progress after" in r.getMessage()]
     assert lines, caplog.text[-2000:]
     assert "tasks done" in lines[-1] and "1 workers" in lines[-1]
+
+
+# ----------------------------------------------------------------------------- regions
+
+
+def lonlat_mask(ds: xr.Dataset, bbox: list[float]) -> np.ndarray:
+    lon, lat = ds["lon"].values, ds["lat"].values
+    return (lon >= bbox[0]) & (lon <= bbox[2]) & (lat >= bbox[1]) & (lat <= bbox[3])
+
+
+def test_spatial_mean_over_a_bbox_uses_only_cells_whose_lonlat_is_inside(ds):
+    """On the rotated grid a bbox's native window holds cells outside the bbox: they must not
+    count. Reference: NumPy over the cells whose 2-D lat/lon lie in the bbox."""
+    bbox = [-155.66, 19.83, -155.60, 19.90]
+    inside = lonlat_mask(ds, bbox)
+    assert 0 < inside.sum() < inside.size  # a real cut of the window
+    out = reductions.run("spatial_mean", ds, region=region.from_bbox(bbox))
+    for name in ("tmax", "prcp"):
+        values = ds[name].values.astype("float64")[:, inside]
+        np.testing.assert_allclose(out[name].values, np.nanmean(values, axis=1), rtol=RTOL)
+        assert not np.allclose(out[name].values, np_series(ds, name), rtol=1e-4)
+    np.testing.assert_array_equal(out["region_mask"].values, inside.astype("int8"))
+    assert out.attrs["region"] == f"bbox {bbox}" and out.attrs["region_cells"] == inside.sum()
+
+
+def test_geojson_region_masks_maps_and_travels_with_the_result(tmp_path, ds):
+    from matplotlib.path import Path as MplPath
+
+    ring = [[-155.70, 19.80], [-155.60, 19.86], [-155.62, 19.93], [-155.71, 19.88]]
+    doc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+           "geometry": {"type": "Polygon", "coordinates": [ring + [ring[0]]]}}]}  # fmt: skip
+    path = tmp_path / "island.geojson"
+    path.write_text(json.dumps(doc))
+    reg = region.from_config({"bbox": [-156, 19, -155, 20], "region": str(path)}, "d")
+    out = reductions.run("annual", ds, region=reg)
+    points = np.column_stack([ds["lon"].values.ravel(), ds["lat"].values.ravel()])
+    inside = MplPath(ring).contains_points(points).reshape(ds["lon"].shape)
+    assert 0 < inside.sum() < inside.size
+    np.testing.assert_array_equal(out["region_mask"].values == 1, inside)
+    got = out["tmax"].isel(time=0).transpose("y", "x").values
+    assert np.isnan(got[~inside]).all()  # maps show only the region
+    year = pd.DatetimeIndex(ds["time"].values).year == 2018
+    expected = np.nanmean(ds["tmax"].values[year].astype("float64"), 0)
+    np.testing.assert_allclose(got[inside], expected[inside], rtol=1e-6)
+    out.to_netcdf(tmp_path / "a.nc")  # the mask is stored with the product
+    with xr.open_dataset(tmp_path / "a.nc") as back:
+        assert back["region_mask"].attrs["region"] == "region island.geojson"
+
+
+def test_region_outside_the_data_is_a_clear_error(ds):
+    with pytest.raises(ValueError, match="no cell centre of the staged data lies in the bbox"):
+        reductions.run("spatial_mean", ds, region=region.from_bbox([10.0, 40.0, 11.0, 41.0]))
+
+
+def test_region_file_errors_name_the_field(tmp_path):
+    with pytest.raises(region.RegionError, match=r"datasets.d.region: .*does not exist"):
+        region.from_config({"bbox": [0, 0, 1, 1], "region": str(tmp_path / "no.geojson")}, "d")
+    point = tmp_path / "p.geojson"
+    point.write_text(json.dumps({"type": "Point", "coordinates": [0, 0]}))
+    with pytest.raises(region.RegionError, match="holds a Point geometry"):
+        region.from_config({"bbox": [0, 0, 1, 1], "region": str(point)}, "d")
+
+
+# ----------------------------------------------------------------------------- partial periods
+
+
+def partial_ds() -> xr.Dataset:
+    """The issue's case: a 2018-02-17/2020-11-05 run (Daymet calendar)."""
+    return daymet_like().sel(time=slice("2018-02-17", "2020-11-05"))
+
+
+def test_partial_years_are_dropped_by_default():
+    ds = partial_ds()
+    out = reductions.run("annual", ds)
+    assert [str(t)[:4] for t in out["time"].values] == ["2019"]
+    assert out.attrs["incomplete_periods"] == (
+        "dropped: 2018 (318 of 365 days), 2020 (310 of 365 days)"
+    )
+    sel = pd.DatetimeIndex(ds["time"].values).year == 2019
+    np.testing.assert_allclose(
+        out["tmax"].isel(time=0).transpose("y", "x").values,
+        np.nanmean(ds["tmax"].values[sel].astype("float64"), 0),
+        rtol=1e-6,
+    )
+
+
+def test_partial_years_flagged_when_asked():
+    ds = partial_ds()
+    out = reductions.run("annual", ds, incomplete="flag")
+    assert out.sizes["time"] == 3
+    assert out["complete"].values.tolist() == [False, True, False]
+    assert out["days"].values.tolist() == [318, 365, 310]  # counted here by hand from the dates
+    assert out.attrs["incomplete_periods"].startswith("flagged (kept): 2018 (318 of 365 days)")
+
+
+def test_partial_months_dropped_from_monthly_anomalies():
+    ds = partial_ds()
+    out = reductions.run("anomaly_month", ds)
+    months = pd.DatetimeIndex(out["time"].values)
+    assert months[0] == pd.Timestamp("2018-03-01") and months[-1] == pd.Timestamp("2020-10-01")
+    assert "2018-02 (12 of 28 days)" in out.attrs["incomplete_periods"]
+
+
+def test_incomplete_choice_is_checked(ds):
+    with pytest.raises(ValueError, match="incomplete='keep' is not supported; use one of drop"):
+        reductions.run("annual", ds, incomplete="keep")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -12,90 +11,162 @@ import xarray as xr
 
 from pcflow.sandbox import demo_data, seed
 
+FIXTURE = (
+    Path(__file__).resolve().parents[1] / "fixtures/mpc/daymet-daily-hi.collection-template.json"
+)
+
 
 @pytest.fixture(scope="module")
 def daymet() -> xr.Dataset:
     return demo_data.daymet_dataset()
 
 
+@pytest.fixture(scope="module")
+def mpc() -> dict:
+    return json.loads(FIXTURE.read_text())
+
+
 def test_daymet_is_deterministic(daymet):
     again = demo_data.daymet_dataset()
-    for var in ("tmin", "tmax", "prcp", "lat", "lon"):
+    for var in ("tmin", "tmax", "prcp"):  # one year chunk each: 242 MB decoded
+        a = daymet[var].isel(time=slice(365, 370)).values
+        b = again[var].isel(time=slice(365, 370)).values
+        np.testing.assert_array_equal(a, b)
+    for var in ("lat", "lon"):
         np.testing.assert_array_equal(daymet[var].values, again[var].values)
 
 
-def test_daymet_shape_calendar_and_types(daymet):
-    assert dict(daymet.sizes) == {"time": 3 * 365, "y": 64, "x": 48}
+def test_daymet_grid_and_chunks_are_mpcs(daymet, mpc):
+    """Grid, shapes and chunks as MPC's collection JSON says (checked against the fixture)."""
+    dims = mpc["cube:dimensions"]
+    x, y = daymet.x.values, daymet.y.values
+    assert [x.min(), x.max()] == dims["x"]["extent"] and [y.min(), y.max()] == dims["y"]["extent"]
+    assert np.all(np.diff(x) == dims["x"]["step"]) and np.all(np.diff(y) == dims["y"]["step"])
+    real = mpc["cube:variables"]["tmax"]
+    assert list(daymet.tmax.shape[1:]) == real["shape"][1:] == [584, 284]
+    assert list(daymet.tmax.data.chunksize) == real["chunks"] == [365, 584, 284]
+    assert daymet.tmax.dims == tuple(real["dimensions"])
+    assert daymet.tmax.dtype == np.float32 and 365 * 584 * 284 * 4 / 1e6 > 242  # MB per chunk
+    # The CRS from the store's CF attrs is the PROJJSON CRS MPC publishes.
+    import pyproj
+
+    published = pyproj.CRS.from_json_dict(dims["x"]["reference_system"])
+    assert pyproj.CRS.from_cf(daymet["lambert_conformal_conic"].attrs).equals(published)
+    grid_mapping = mpc["cube:variables"]["lambert_conformal_conic"]["attrs"]
+    assert daymet["lambert_conformal_conic"].attrs == grid_mapping
+
+
+def test_daymet_calendar_and_attrs(daymet):
+    assert dict(daymet.sizes) == {"time": 2 * 365, "y": 584, "x": 284}
     times = daymet.indexes["time"]
-    assert str(times[0]) == "2018-01-01 12:00:00" and str(times[-1]) == "2020-12-30 12:00:00"
+    assert str(times[0]) == "2019-01-01 12:00:00" and str(times[-1]) == "2020-12-30 12:00:00"
     assert "2020-12-31" not in {t.strftime("%Y-%m-%d") for t in times}  # Daymet drops it
     for var in ("tmin", "tmax", "prcp"):
-        assert daymet[var].dims == ("time", "y", "x") and daymet[var].dtype == np.float32
         assert daymet[var].attrs["grid_mapping"] == "lambert_conformal_conic"
         assert {"units", "long_name", "cell_methods"} <= set(daymet[var].attrs)
-    assert np.all(np.diff(daymet.x.values) == 1000.0)
-    assert np.all(np.diff(daymet.y.values) == -1000.0)
+
+
+def test_daymet_lat_lon_come_from_the_projection(daymet):
+    """2-D lat/lon equal an independent inverse projection of the x/y cell centres."""
+    import pyproj
+
+    crs = pyproj.CRS.from_proj4(
+        "+proj=lcc +lat_1=25 +lat_2=60 +lat_0=42.5 +lon_0=-100 +x_0=0 +y_0=0 +ellps=WGS84"
+    )
+    to_lonlat = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    j, i = np.array([0, 100, 583, 300]), np.array([0, 50, 283, 200])
+    lon, lat = to_lonlat.transform(daymet.x.values[i], daymet.y.values[j])
+    np.testing.assert_allclose(daymet.lon.values[j, i], lon, atol=1e-4)
+    np.testing.assert_allclose(daymet.lat.values[j, i], lat, atol=1e-4)
+    # The real grid spans Hawaii: MPC's published bbox holds every cell centre.
+    w, s, e, n = demo_data.DAYMET_BBOX
+    assert w <= daymet.lon.min() and daymet.lon.max() <= e
+    assert s <= daymet.lat.min() and daymet.lat.max() <= n
+
+
+def test_daymet_ocean_is_nan_and_land_is_the_islands(daymet):
+    year = daymet.tmax.isel(time=slice(0, 365)).values
+    land = np.isfinite(year[0])
+    assert (np.isfinite(year) == land).all()  # the same cells every day
+    assert 0.05 < land.mean() < 0.2  # Hawaii's land is ~10 % of its Daymet grid
+    lon, lat = daymet.lon.values, daymet.lat.values
+
+    def cell(x, y):
+        return np.unravel_index(np.argmin((lon - x) ** 2 + (lat - y) ** 2), lon.shape)
+
+    assert land[cell(-155.5, 19.6)] and land[cell(-157.95, 21.45)]  # Mauna Loa, Oahu
+    assert not land[cell(-156.5, 19.6)] and not land[cell(-158.5, 20.5)]  # open ocean
 
 
 def test_daymet_values_are_plausible(daymet):
-    tmin, tmax, prcp = (daymet[v].values for v in ("tmin", "tmax", "prcp"))
-    assert np.isfinite(tmin).all() and np.isfinite(prcp).all()
-    assert (tmin < tmax).all()
-    assert -15 < tmin.min() and tmax.max() < 40
-    assert prcp.min() == 0.0 and 0.2 < (prcp == 0).mean() < 0.8 and prcp.max() < 400
-    # Seasonal cycle: August warmer than February at sea-level-ish cells.
-    month = daymet.time.dt.month
-    assert daymet.tmax.where(month == 8).mean() > daymet.tmax.where(month == 2).mean() + 2
-    # Windward (east) side wetter than the west.
-    assert prcp[:, :, -8:].mean() > 1.5 * prcp[:, :, :8].mean()
+    tmin, tmax, prcp = (daymet[v].isel(time=slice(0, 365)).values for v in ("tmin", "tmax", "prcp"))
+    land = np.isfinite(tmax)
+    assert (tmin[land] < tmax[land]).all()
+    assert -20 < np.nanmin(tmin) and np.nanmax(tmax) < 40
+    assert np.nanmin(prcp) == 0.0 and 0.2 < (prcp[land] == 0).mean() < 0.8
+    month = daymet.time.dt.month.values[:365]
+    aug, feb = np.nanmean(tmax[month == 8]), np.nanmean(tmax[month == 2])
+    assert aug > feb + 2  # a seasonal cycle
+    # High cells are colder (lapse rate): Mauna Kea's summit vs Hilo.
+    lon, lat = daymet.lon.values, daymet.lat.values
+    summit = np.unravel_index(np.argmin((lon + 155.47) ** 2 + (lat - 19.82) ** 2), lon.shape)
+    hilo = np.unravel_index(np.argmin((lon + 155.09) ** 2 + (lat - 19.72) ** 2), lon.shape)
+    assert tmax[:, summit[0], summit[1]].mean() < tmax[:, hilo[0], hilo[1]].mean() - 10
 
 
-def test_daymet_grid_lies_over_the_big_island(daymet):
-    import pyproj
-
-    crs = pyproj.CRS.from_cf(daymet["lambert_conformal_conic"].attrs)
-    to_lonlat = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    lon, lat = to_lonlat.transform(daymet.x.values.mean(), daymet.y.values.mean())
-    assert -156.1 < lon < -154.8 and 19.0 < lat < 20.3
-    np.testing.assert_allclose(daymet.lon.values.mean(), lon, atol=0.05)
-    assert daymet["lambert_conformal_conic"].attrs["standard_parallel"] == [25.0, 60.0]
-
-
-def test_daymet_zarr_is_v2_consolidated_year_chunked_and_byte_stable(tmp_path):
-    def digest(root: Path) -> dict[str, str]:
-        return {
-            p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*"))
-            if p.is_file()
-        }
-
-    a = demo_data.write_daymet_zarr(tmp_path / "a.zarr")
-    b = demo_data.write_daymet_zarr(tmp_path / "b.zarr")
-    assert digest(a) == digest(b)
-    zmeta = json.loads((a / ".zmetadata").read_text())["metadata"]
-    assert zmeta["tmax/.zarray"]["chunks"] == [365, 64, 48]
+def test_daymet_zarr_is_v2_consolidated_year_chunked_with_fill_value(tmp_path, daymet):
+    root = demo_data.write_daymet_zarr(tmp_path / "a.zarr")
+    zmeta = json.loads((root / ".zmetadata").read_text())["metadata"]
+    assert zmeta["tmax/.zarray"]["chunks"] == [365, 584, 284]
     assert zmeta["tmax/.zarray"]["zarr_format"] == 2
     assert zmeta["tmax/.zarray"]["fill_value"] == -9999.0
-    assert {"tmin/0.0.0", "tmin/2.0.0"} <= set(digest(a))
-    reopened = xr.open_zarr(a, consolidated=True)
-    np.testing.assert_array_equal(reopened.prcp.values, demo_data.daymet_dataset().prcp.values)
+    assert {"tmin/0.0.0", "tmin/1.0.0"} <= {p.relative_to(root).as_posix() for p in root.rglob("*")}
+    raw = xr.open_zarr(root, consolidated=True, mask_and_scale=False)
+    ocean = ~np.isfinite(daymet.tmax.isel(time=0).values)
+    assert (raw.tmax.isel(time=0).values[ocean] == -9999.0).all()  # stored as the fill value
+    reopened = xr.open_zarr(root, consolidated=True)
+    np.testing.assert_array_equal(
+        reopened.prcp.isel(time=slice(360, 370)).values,
+        daymet.prcp.isel(time=slice(360, 370)).values,
+    )
 
 
-def test_daymet_collection_mirrors_mpc():
+def test_daymet_collection_is_mpcs_field_for_field(mpc):
     col = demo_data.daymet_collection("https://127.0.0.1:10000")
+    assert set(col) == set(mpc)  # every top-level field MPC has, nothing else
+    for key in (
+        "stac_extensions",
+        "msft:group_id",
+        "msft:container",
+        "msft:storage_account",
+        "msft:region",
+        "storage:schemes",
+        "links",
+        "license",
+        "sci:doi",
+    ):
+        assert col[key] == mpc[key], key  # fmt: skip
+    for dim in ("x", "y"):
+        assert col["cube:dimensions"][dim] == mpc["cube:dimensions"][dim]
+    for name, var in col["cube:variables"].items():
+        real = mpc["cube:variables"][name]
+        assert {k: v for k, v in var.items() if k != "shape"} == {
+            k: v for k, v in real.items() if k != "shape"
+        }, name
+    assert set(mpc["cube:variables"]) - set(col["cube:variables"]) == {
+        "vp", "swe", "dayl", "srad", "time_bnds"
+    }  # fmt: skip
+    assert col["cube:variables"]["tmax"]["shape"] == [730, 584, 284]
     abfs = col["assets"]["zarr-abfs"]
-    assert abfs["href"] == "abfs://daymet-zarr/daily/hi.zarr"
-    assert abfs["roles"] == ["data", "zarr", "abfs"]
-    assert abfs["xarray:storage_options"] == {"account_name": "daymeteuwest"}
-    assert abfs["xarray:open_kwargs"] == {"consolidated": True}
+    assert abfs == mpc["assets"]["zarr-abfs"]  # the same href, account and open kwargs
     assert "account_host" not in json.dumps(col)
-    assert col["msft:region"] == "westeurope"
-    assert col["cube:variables"]["tmax"]["shape"] == [1095, 64, 48]
     assert col["extent"]["temporal"]["interval"] == [
-        ["2018-01-01T12:00:00Z", "2020-12-30T12:00:00Z"]
+        ["2019-01-01T12:00:00Z", "2020-12-30T12:00:00Z"]
     ]
+    assert col["extent"]["spatial"] == mpc["extent"]["spatial"]
     https = col["assets"]["zarr-https"]["href"]
     assert https == "https://127.0.0.1:10000/daymeteuwest/daymet-zarr/daily/hi.zarr"
+    assert "windows.net" not in json.dumps(col["assets"])
 
 
 def test_s2_scenes_are_deterministic_and_cloud_cover_matches_scl():

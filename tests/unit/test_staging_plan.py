@@ -44,13 +44,24 @@ def test_time_slice_empty_is_an_error():
         plan.time_slice(idx, "2021-01-01/2021-02-01")
 
 
-def test_coord_slice_descending_and_half_cells():
+def test_coord_slice_descending_counts_cell_centres():
     y = np.array([50.0, 40.0, 30.0, 20.0, 10.0])  # north to south, step 10
-    # Cells are centre ± 5: 24..36 touches the cells centred at 40 (35..45), 30 and 20 (15..25).
-    assert plan.coord_slice(y, 24.0, 36.0, "y") == slice(1, 4)
-    assert plan.coord_slice(y, 31.0, 34.0, "y") == slice(2, 3)
+    # 24..36 holds one centre (30); the cells centred at 40 and 20 only touch it.
+    assert plan.coord_slice(y, 24.0, 36.0, "y") == slice(2, 3)
+    assert plan.coord_slice(y, 15.0, 45.0, "y") == slice(1, 4)
+    with pytest.raises(StagingError, match="does not overlap"):
+        plan.coord_slice(y, 31.0, 34.0, "y")  # between two centres: no cell is in it
     with pytest.raises(StagingError, match="does not overlap"):
         plan.coord_slice(y, 100.0, 200.0, "y")
+
+
+def test_regular_axis_from_cube_dimensions_runs_like_the_store():
+    """MPC's y extent is [min, max] with step -1000: the store's y runs north to south."""
+    y = plan.regular_axis([-622000.0, -39000.0], -1000.0)
+    x = plan.regular_axis([-5802250.0, -5519250.0], 1000.0)
+    ref_x, ref_y = demo_data.daymet_xy()
+    np.testing.assert_array_equal(x, ref_x)
+    np.testing.assert_array_equal(y, ref_y)
 
 
 def test_bbox_in_crs_covers_every_edge_point():
@@ -86,6 +97,34 @@ def test_subset_indexers_select_cells_whose_lonlat_is_inside():
     assert xs.start <= cols.min() and cols.max() < xs.stop
     assert (ys.stop - ys.start) <= (rows.max() - rows.min() + 1) + 6
     assert (xs.stop - xs.start) <= (cols.max() - cols.min() + 1) + 6
+    # Exactly the cells whose centres lie in the bbox's envelope on the grid (pyproj here).
+    to_grid = pyproj.Transformer.from_crs("EPSG:4326", demo_data.daymet_crs(), always_xy=True)
+    xmin, ymin, xmax, ymax = to_grid.transform_bounds(*bbox, densify_pts=21)
+    x, y = ds.x.values, ds.y.values
+    assert xs.stop - xs.start == np.count_nonzero((x >= xmin) & (x <= xmax))
+    assert ys.stop - ys.start == np.count_nonzero((y >= ymin) & (y <= ymax))
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    [[-155.6, 19.5, -155.4, 19.7], [-158.3, 21.2, -157.6, 21.75], [-156.1, 19.0, -154.8, 20.3]],
+)
+def test_plan_window_equals_staging_window_on_the_rotated_grid(bbox):
+    """`pcflow plan`/`snakemake -n` (estimate, from the collection JSON) and staging (from the
+    store's coordinates) pick the same cells on Daymet's Lambert grid (rotated ~38° at Hawaii).
+    Before one window function they disagreed: 31 x 31 planned, 32 x 33 staged for the demo."""
+    from pcflow import estimate
+
+    collection = demo_data.daymet_collection("https://127.0.0.1:1")
+    cfg = {"bbox": bbox, "datetime": "2019-01-01/2019-12-31", "variables": ["tmax"]}
+    planned = estimate.estimate_zarr(cfg, collection, {})
+    sel = plan.subset_indexers(demo_data.daymet_dataset(), bbox, cfg["datetime"])
+    staged = {"x": sel["x"].stop - sel["x"].start, "y": sel["y"].stop - sel["y"].start}
+    assert {k: planned["window"][k] for k in ("x", "y")} == staged
+    assert planned["window_index"] == {
+        "x": [sel["x"].start, sel["x"].stop],
+        "y": [sel["y"].start, sel["y"].stop],
+    }
 
 
 def test_dataset_crs_from_grid_mapping():

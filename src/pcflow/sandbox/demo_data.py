@@ -1,19 +1,28 @@
 """Deterministic demo data shaped like two MPC collections (NOT real data).
 
-* `daymet-daily-hi`: a small Daymet-Hawaii-like Zarr v2 store (consolidated, like MPC's):
-  tmin/tmax/prcp float32 (time, y, x) on Daymet's Lambert conformal grid at 1 km, 64 x 48
-  cells over the Big Island, 2018-01-01..2020-12-30 with Daymet's 365-day years (Dec 31
-  dropped in leap years), one-year time chunks, CF attributes, 2-D lat/lon.
+* `daymet-daily-hi`: a Zarr v2 store (consolidated, like MPC's) on Daymet Hawaii's REAL grid:
+  Lambert conformal conic (standard parallels 25/60, origin 42.5 N 100 W, WGS84 ellipsoid, as
+  in Daymet's CF grid mapping), 1 km cells, x -5802250..-5519250 (284 columns), y
+  -39000..-622000 (584 rows), 2-D lat/lon from the projection, MPC's chunking (365 x 584 x 284,
+  ≈ 242 MB decoded per chunk and variable), tmin/tmax/prcp float32 for 2019-2020 in Daymet's
+  365-day years (Dec 31 dropped in leap years). Ocean cells are NaN, stored as `_FillValue`
+  -9999; land is an APPROXIMATE outline of the eight main islands (hand-drawn polygons, a few
+  km off the true coast). The catalog entry is MPC's collection JSON field for field
+  (tests/fixtures/mpc/daymet-daily-hi.collection-template.json) with sandbox hrefs.
 * `sentinel-2-l2a`: six Sentinel-2-L2A-like items near Hilo (UTM 5N, MGRS 05QKB) with COG
   assets B04/B08 (10 m, 128 x 128) and SCL (20 m, 64 x 64), June-August 2020.
 
 Everything comes from fixed seeds, so tests can recompute the expected arrays with
-`daymet_dataset()` and `s2_scenes()` independently of what the sandbox uploaded.
+`daymet_dataset()` (lazy: one year chunk is generated when it is read) and `s2_scenes()`
+independently of what the sandbox uploaded.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +32,7 @@ import pandas as pd
 import xarray as xr
 
 SEED = 20200605
+REPO = Path(__file__).resolve().parents[3]
 
 # -- Daymet-like Zarr ---------------------------------------------------------------------------
 
@@ -30,15 +40,21 @@ DAYMET_ACCOUNT = "daymeteuwest"
 DAYMET_CONTAINER = "daymet-zarr"
 DAYMET_PATH = "daily/hi.zarr"
 DAYMET_COLLECTION = "daymet-daily-hi"
-DAYMET_YEARS = (2018, 2019, 2020)
-DAYMET_NY, DAYMET_NX = 64, 48
-# Cell centres on MPC's Daymet Hawaii grid (x from -5802250 step 1000; y from -39000 step
-# -1000), picked so the 64 x 48 km window sits over the Big Island's interior (all land).
-DAYMET_X0 = -5597250.0
-DAYMET_Y0 = -532000.0
+DAYMET_YEARS = (2019, 2020)
+# MPC's daymet-daily-hi grid (cube:dimensions of its collection JSON): x -5802250..-5519250,
+# y -39000..-622000 (north to south), step 1000 m; arrays are (time, y, x) = (n, 584, 284).
+DAYMET_NY, DAYMET_NX = 584, 284
+DAYMET_X0 = -5802250.0
+DAYMET_Y0 = -39000.0
+DAYMET_CHUNKS = (365, DAYMET_NY, DAYMET_NX)
+DAYMET_FILL = np.float32(-9999.0)
 DAYMET_ZARR_FORMAT = 2  # MPC's Daymet stores are Zarr v2 with consolidated metadata
-# MPC's collection extent for Hawaii (the real grid); the demo grid is a small part of it.
+# MPC's collection extent for Hawaii.
 DAYMET_BBOX = [-160.3056, 17.9539, -154.772, 23.5186]
+# MPC's collection JSON (planetary-computer-tasks), the template of the demo catalog entry.
+MPC_DAYMET_TEMPLATE = REPO / "tests/fixtures/mpc/daymet-daily-hi.collection-template.json"
+# Present in MPC's store, absent from the demo store: left out of the demo's cube:variables.
+MPC_ONLY_VARIABLES = ("vp", "swe", "dayl", "srad", "time_bnds")
 
 LCC_ATTRS: dict[str, Any] = {
     "grid_mapping_name": "lambert_conformal_conic",
@@ -82,6 +98,36 @@ COORD_ATTRS: dict[str, dict[str, str]] = {
 }
 YEARDAY_LONG_NAME = "day of year (DOY) starting with day 1 on January 1st"
 
+# APPROXIMATE outlines (lon, lat) of the main Hawaiian islands, drawn by hand from a map to
+# within a few km: good enough for a land/ocean mask with realistic shapes, not a coastline.
+ISLANDS: dict[str, list[tuple[float, float]]] = {
+    "Hawaii": [(-155.88, 20.27), (-155.73, 20.20), (-155.08, 19.86), (-154.81, 19.51),
+               (-154.98, 19.34), (-155.30, 19.26), (-155.62, 18.92), (-155.68, 18.97),
+               (-155.91, 19.12), (-155.92, 19.48), (-156.06, 19.73), (-155.83, 20.02)],
+    "Maui": [(-156.70, 20.93), (-156.47, 21.02), (-156.23, 20.90), (-155.98, 20.72),
+             (-156.05, 20.65), (-156.42, 20.58), (-156.45, 20.73), (-156.62, 20.80)],
+    "Kahoolawe": [(-156.70, 20.58), (-156.55, 20.60), (-156.54, 20.52), (-156.68, 20.50)],
+    "Lanai": [(-157.06, 20.93), (-156.92, 20.93), (-156.80, 20.82), (-156.95, 20.73),
+              (-157.06, 20.80)],
+    "Molokai": [(-157.31, 21.10), (-157.25, 21.22), (-156.90, 21.17), (-156.71, 21.16),
+                (-156.73, 21.06), (-157.02, 21.05)],
+    "Oahu": [(-158.28, 21.58), (-158.10, 21.71), (-157.98, 21.71), (-157.65, 21.32),
+             (-157.70, 21.26), (-158.10, 21.29), (-158.23, 21.46)],
+    "Kauai": [(-159.78, 22.06), (-159.55, 22.23), (-159.30, 22.22), (-159.29, 21.88),
+              (-159.45, 21.87), (-159.70, 21.96)],
+    "Niihau": [(-160.25, 21.90), (-160.05, 22.02), (-160.05, 21.78), (-160.20, 21.78)],
+}  # fmt: skip
+# Summits (lon, lat, height m, radius km) for a plausible elevation field (lapse rate, rain).
+PEAKS = (
+    (-155.47, 19.82, 4200.0, 28.0),  # Mauna Kea
+    (-155.60, 19.47, 4100.0, 35.0),  # Mauna Loa
+    (-155.87, 19.69, 2500.0, 15.0),  # Hualalai
+    (-156.25, 20.71, 3000.0, 16.0),  # Haleakala
+    (-156.59, 20.87, 1700.0, 7.0),  # West Maui
+    (-157.80, 21.38, 900.0, 10.0),  # Ko'olau
+    (-159.50, 22.06, 1500.0, 12.0),  # Wai'ale'ale
+)
+
 
 def daymet_time() -> pd.DatetimeIndex:
     """Daymet days: 365 per year at 12:00 (Dec 31 dropped in leap years)."""
@@ -101,63 +147,131 @@ def daymet_xy() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def daymet_dataset() -> xr.Dataset:
-    """The demo Daymet dataset in memory (exactly what the sandbox stores)."""
+@functools.lru_cache(maxsize=1)
+def daymet_lonlat() -> tuple[np.ndarray, np.ndarray]:
+    """2-D (lon, lat) of the cell centres, float32 like Daymet's, from the projection."""
     import pyproj
 
-    rng = np.random.default_rng(SEED)
-    time = daymet_time()
     x, y = daymet_xy()
     xx, yy = np.meshgrid(x, y)
     to_lonlat = pyproj.Transformer.from_crs(daymet_crs(), "EPSG:4326", always_xy=True)
     lon, lat = to_lonlat.transform(xx, yy)
+    lon.flags.writeable = lat.flags.writeable = False
+    return lon.astype("float32"), lat.astype("float32")
 
-    nt = time.size
-    doy = np.asarray(time.day_of_year, dtype="float64")
-    # A volcano-like elevation field (m): summit inside the window, lower towards the edges.
-    cx, cy = x[DAYMET_NX // 3], y[DAYMET_NY // 2]
-    r2 = ((xx - cx) ** 2 + (yy - cy) ** 2) / (18_000.0**2)
-    elevation = 300.0 + 3200.0 * np.exp(-r2)
-    # Windward (east) side is wetter: 0 on the west edge, 1 on the east edge.
-    windward = (xx - x[0]) / (x[-1] - x[0])
 
+@functools.lru_cache(maxsize=1)
+def daymet_land() -> np.ndarray:
+    """(y, x) bool: cells whose centre lies on one of the (approximate) islands."""
+    import shapely
+
+    lon, lat = daymet_lonlat()
+    land = np.zeros(lon.shape, dtype=bool)
+    for outline in ISLANDS.values():
+        land |= shapely.contains_xy(shapely.Polygon(outline), lon, lat)
+    land = land.reshape(lon.shape)
+    land.flags.writeable = False
+    return land
+
+
+def _land_fields() -> dict[str, np.ndarray]:
+    """Per land cell: elevation (m) and windwardness (0 lee .. 1 windward, trade winds from NE)."""
+    lon, lat = daymet_lonlat()
+    land = daymet_land()
+    lo, la = lon[land].astype("float64"), lat[land].astype("float64")
+    km_x = (
+        (lo[:, None] - np.array([p[0] for p in PEAKS])) * 111.32 * np.cos(np.deg2rad(la))[:, None]
+    )
+    km_y = (la[:, None] - np.array([p[1] for p in PEAKS])) * 110.57
+    dist2 = km_x**2 + km_y**2
+    heights = np.array([p[2] for p in PEAKS]) * np.exp(
+        -dist2 / np.array([p[3] for p in PEAKS]) ** 2
+    )
+    nearest = np.argmin(dist2, axis=1)
+    elevation = 20.0 + heights.max(axis=1)
+    # Direction from the nearest summit: north-east slopes face the trade winds.
+    dx, dy = km_x[np.arange(lo.size), nearest], km_y[np.arange(lo.size), nearest]
+    windward = 0.5 * (1.0 + (dx + dy) / np.sqrt(2.0) / np.maximum(np.hypot(dx, dy), 1e-6))
+    return {"elevation": elevation, "windward": windward}
+
+
+@functools.lru_cache(maxsize=2)
+def _year_land_values(year: int) -> dict[str, np.ndarray]:
+    """tmin/tmax/prcp of one year at the land cells: (365, n_land) float32, seeded per year."""
+    rng = np.random.default_rng([SEED, year])
+    fields = _land_fields()
+    elevation, windward = fields["elevation"], fields["windward"]
+    n = elevation.size
+    doy = np.arange(1, 366, dtype="float64")
     season = np.sin(2 * np.pi * (doy - 120.0) / 365.0)  # warmest around late summer
-    weather = rng.normal(0.0, 0.9, nt)  # day-to-day anomaly shared by the whole island
+    weather = rng.normal(0.0, 0.9, 365)  # day-to-day anomaly shared by the islands
+    f32 = "float32"  # float32 draws: twice as fast, and the data are float32 anyway
     lapse = -6.5 * elevation / 1000.0
     tmax = (
-        27.0
-        + 2.5 * season[:, None, None]
-        + weather[:, None, None]
+        28.0
+        + 2.5 * season[:, None]
+        + weather[:, None]
         + lapse[None]
-        + rng.normal(0.0, 0.4, (nt, DAYMET_NY, DAYMET_NX))
+        + 0.4 * rng.standard_normal((365, n), dtype=f32)
     )
-    dtr = 8.0 + 1.0 * season[:, None, None] + rng.normal(0.0, 0.5, (nt, DAYMET_NY, DAYMET_NX))
+    dtr = 8.0 + 1.0 * season[:, None] + 0.5 * rng.standard_normal((365, n), dtype=f32)
     tmin = tmax - np.clip(dtr, 2.0, None)
-
     wet_season = 0.5 * (1.0 + np.cos(2 * np.pi * (doy - 15.0) / 365.0))  # wetter in winter
-    p_rain = np.clip(0.25 + 0.35 * windward[None] + 0.2 * wet_season[:, None, None], 0, 0.95)
-    rains = rng.random((nt, DAYMET_NY, DAYMET_NX)) < p_rain
-    amount = rng.gamma(0.7, 4.0 + 10.0 * windward[None], (nt, DAYMET_NY, DAYMET_NX))
+    p_rain = np.clip(0.15 + 0.45 * windward[None] + 0.2 * wet_season[:, None], 0, 0.95)
+    rains = rng.random((365, n), dtype=f32) < p_rain
+    # Exponential amounts (a gamma with shape 1): skewed like daily rain, and fast to draw.
+    amount = (3.0 + 14.0 * windward[None]) * rng.standard_exponential((365, n), dtype=f32)
     prcp = np.where(rains, amount, 0.0)
 
     def data(values: np.ndarray) -> np.ndarray:
         # Daymet-like precision (2 decimals) keeps the store small and compressible.
-        return np.round(values, 2).astype("float32")
+        out = np.round(values, 2).astype("float32")
+        out.flags.writeable = False
+        return out
 
+    return {"tmax": data(tmax), "tmin": data(tmin), "prcp": data(np.maximum(prcp, 0.0))}
+
+
+def daymet_year(name: str, year: int) -> np.ndarray:
+    """One variable's year chunk (365, y, x) float32: values on land, NaN over the ocean."""
+    out = np.full(DAYMET_CHUNKS, np.nan, dtype="float32")
+    out[:, daymet_land()] = _year_land_values(year)[name]
+    return out
+
+
+def _lazy_variable(name: str) -> Any:
+    import dask
+    import dask.array as da
+
+    years = [
+        da.from_delayed(
+            dask.delayed(daymet_year, pure=True)(name, year), DAYMET_CHUNKS, dtype="float32"
+        )
+        for year in DAYMET_YEARS
+    ]
+    return da.concatenate(years, axis=0)
+
+
+def daymet_dataset() -> xr.Dataset:
+    """The demo Daymet dataset, lazily (Dask, one chunk per year): exactly what the sandbox
+    stores. Reading a window generates only the year chunks it touches."""
+    time = daymet_time()
+    x, y = daymet_xy()
+    lon, lat = daymet_lonlat()
     dims = ("time", "y", "x")
     grid = {"grid_mapping": "lambert_conformal_conic"}
+    data_vars: dict[str, Any] = {
+        name: (dims, _lazy_variable(name), {**VARIABLE_ATTRS[name], **grid})
+        for name in ("tmax", "tmin", "prcp")
+    }
+    data_vars["yearday"] = (
+        ("time",),
+        np.asarray(time.day_of_year, dtype="int16"),
+        {"long_name": YEARDAY_LONG_NAME},
+    )
+    data_vars["lambert_conformal_conic"] = ((), np.int16(-32767), dict(LCC_ATTRS))
     ds = xr.Dataset(
-        {
-            "tmax": (dims, data(tmax), {**VARIABLE_ATTRS["tmax"], **grid}),
-            "tmin": (dims, data(tmin), {**VARIABLE_ATTRS["tmin"], **grid}),
-            "prcp": (dims, data(np.maximum(prcp, 0.0)), {**VARIABLE_ATTRS["prcp"], **grid}),
-            "yearday": (
-                ("time",),
-                np.asarray(time.day_of_year, dtype="int16"),
-                {"long_name": YEARDAY_LONG_NAME},
-            ),
-            "lambert_conformal_conic": ((), np.int16(-32767), dict(LCC_ATTRS)),
-        },
+        data_vars,
         coords={
             "time": (
                 "time",
@@ -182,8 +296,8 @@ def daymet_dataset() -> xr.Dataset:
                     "standard_name": "projection_x_coordinate",
                 },
             ),
-            "lat": (("y", "x"), lat, dict(COORD_ATTRS["lat"])),
-            "lon": (("y", "x"), lon, dict(COORD_ATTRS["lon"])),
+            "lat": (("y", "x"), np.array(lat), dict(COORD_ATTRS["lat"])),
+            "lon": (("y", "x"), np.array(lon), dict(COORD_ATTRS["lon"])),
         },
         attrs={
             "title": "pcflow sandbox demo data shaped like Daymet V4 daily Hawaii",
@@ -197,17 +311,18 @@ def daymet_dataset() -> xr.Dataset:
 
 
 def daymet_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """One-year time chunks, full spatial chunks, Daymet's -9999 fill value."""
+    """MPC's chunks (one year x the whole grid), Daymet's -9999 fill value."""
     import numcodecs
 
     compressor = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
     enc: dict[str, dict[str, Any]] = {
         name: {
-            "chunks": (365, DAYMET_NY, DAYMET_NX),
+            "chunks": DAYMET_CHUNKS,
             "compressors": (compressor,),
-            "_FillValue": np.float32(-9999.0),
+            "_FillValue": DAYMET_FILL,
         }
         for name in VARIABLE_ATTRS
+        if name in ds
     }
     enc["yearday"] = {"chunks": (365,), "compressors": (compressor,)}
     enc["time"] = {
@@ -222,145 +337,53 @@ def daymet_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
 
 
 def write_daymet_zarr(path: Path) -> Path:
-    """Write the demo store to a local directory (same bytes every time)."""
+    """Write the demo store to a local directory (same bytes every time), one chunk at a time
+    (each 242 MB decoded), so memory stays at about one chunk per variable."""
+    import dask
+
     ds = daymet_dataset()
-    ds.to_zarr(
-        path,
-        mode="w",
-        zarr_format=DAYMET_ZARR_FORMAT,
-        consolidated=True,
-        encoding=daymet_encoding(ds),
-    )
+    with dask.config.set(scheduler="synchronous"):
+        ds.to_zarr(
+            path,
+            mode="w",
+            zarr_format=DAYMET_ZARR_FORMAT,
+            consolidated=True,
+            encoding=daymet_encoding(ds),
+        )
     return Path(path)
 
 
+def mpc_daymet_template() -> dict[str, Any]:
+    """MPC's own daymet-daily-hi collection JSON (the fixture copied from its public repo)."""
+    return json.loads(MPC_DAYMET_TEMPLATE.read_text())
+
+
 def daymet_collection(blob_url: str) -> dict[str, Any]:
-    """STAC collection like MPC's `daymet-daily-hi` (blob_url: https://127.0.0.1:P)."""
-    x, y = daymet_xy()
+    """MPC's `daymet-daily-hi` collection, field for field, describing the demo store:
+    time extent and shapes of the demo years, sandbox hrefs, no variables the store lacks."""
+    col = copy.deepcopy(mpc_daymet_template())
     time = daymet_time()
     nt = time.size
     start = time[0].strftime("%Y-%m-%dT%H:%M:%SZ")
     end = time[-1].strftime("%Y-%m-%dT%H:%M:%SZ")
-    projjson = daymet_crs().to_json_dict()
-    chunks = {name: [365, DAYMET_NY, DAYMET_NX] for name in VARIABLE_ATTRS}
-    cube_variables: dict[str, Any] = {}
-    # Built from the constants (not by generating the data) so STAC start-up stays fast.
-    for name in ("tmax", "tmin", "prcp"):
-        attrs = {**VARIABLE_ATTRS[name], "grid_mapping": "lambert_conformal_conic"}
-        cube_variables[name] = {
-            "type": "data",
-            "unit": attrs["units"],
-            "attrs": attrs,
-            "shape": [nt, DAYMET_NY, DAYMET_NX],
-            "chunks": chunks[name],
-            "dimensions": ["time", "y", "x"],
-            "description": attrs["long_name"],
-        }
-    for name, attrs in COORD_ATTRS.items():
-        cube_variables[name] = {
-            "type": "auxiliary",
-            "unit": attrs["units"],
-            "attrs": dict(attrs),
-            "shape": [DAYMET_NY, DAYMET_NX],
-            "chunks": [DAYMET_NY, DAYMET_NX],
-            "dimensions": ["y", "x"],
-            "description": attrs["long_name"],
-        }
-    cube_variables["yearday"] = {
-        "type": "data",
-        "attrs": {"long_name": YEARDAY_LONG_NAME},
-        "shape": [nt],
-        "chunks": [365],
-        "dimensions": ["time"],
-        "description": YEARDAY_LONG_NAME,
-    }
-    cube_variables["lambert_conformal_conic"] = {
-        "type": "data",
-        "attrs": dict(LCC_ATTRS),
-        "shape": [],
-        "dimensions": [],
-    }
-    zarr_desc = "the daily Hawaii Daymet-like demo Zarr Group on the sandbox's Azure Blob Storage"
-    return {
-        "type": "Collection",
-        "id": DAYMET_COLLECTION,
-        "stac_version": "1.0.0",
-        "title": "Daymet Daily Hawaii (pcflow sandbox demo)",
-        "description": (
-            "SYNTHETIC stand-in for MPC's Daymet daily Hawaii collection, made by "
-            "pcflow.sandbox.demo_data: same structure (Zarr v2, consolidated, Lambert conformal "
-            "grid, one-year chunks), small grid, seeded values."
-        ),
-        "links": [],
-        "stac_extensions": [
-            "https://stac-extensions.github.io/datacube/v2.0.0/schema.json",
-            "https://stac-extensions.github.io/storage/v2.0.0/schema.json",
-        ],
-        "license": "proprietary",
-        "keywords": ["Daymet", "Hawaii", "Temperature", "Precipitation", "Weather"],
-        "providers": [{"name": "pcflow sandbox", "roles": ["host", "processor"], "url": blob_url}],
-        "extent": {
-            "spatial": {"bbox": [DAYMET_BBOX]},
-            "temporal": {"interval": [[start, end]]},
-        },
-        "msft:group_id": "daymet",
-        "msft:container": DAYMET_CONTAINER,
-        "msft:storage_account": DAYMET_ACCOUNT,
-        "msft:short_description": "Daily surface weather data on a 1-km grid for Hawaii (demo)",
-        "msft:region": "westeurope",
-        "cube:dimensions": {
-            "time": {
-                "type": "temporal",
-                "extent": [start, end],
-                "description": "24-hour day based on local time",
-            },
-            "x": {
-                "type": "spatial",
-                "axis": "x",
-                "extent": [float(x[0]), float(x[-1])],
-                "step": 1000.0,
-                "description": "x coordinate of projection",
-                "reference_system": projjson,
-            },
-            "y": {
-                "type": "spatial",
-                "axis": "y",
-                "extent": [float(y[-1]), float(y[0])],
-                "step": -1000.0,
-                "description": "y coordinate of projection",
-                "reference_system": projjson,
-            },
-        },
-        "cube:variables": cube_variables,
-        "assets": {
-            "zarr-abfs": {
-                "href": f"abfs://{DAYMET_CONTAINER}/{DAYMET_PATH}",
-                "type": "application/vnd+zarr",
-                "title": "Daily Hawaii Daymet Azure Blob File System Zarr root",
-                "description": f"Azure Blob File System of {zarr_desc} for use with adlfs.",
-                "xarray:open_kwargs": {"consolidated": True},
-                "xarray:storage_options": {"account_name": DAYMET_ACCOUNT},
-                "roles": ["data", "zarr", "abfs"],
-            },
-            "zarr-https": {
-                "href": f"{blob_url}/{DAYMET_ACCOUNT}/{DAYMET_CONTAINER}/{DAYMET_PATH}",
-                "type": "application/vnd+zarr",
-                "title": "Daily Hawaii Daymet HTTPS Zarr root",
-                "description": f"HTTPS URI of {zarr_desc}.",
-                "xarray:open_kwargs": {"consolidated": True},
-                "roles": ["data", "zarr", "https"],
-            },
-        },
-        "storage:schemes": {
-            "azure": {
-                "type": "ms-azure",
-                "platform": "https://{account}.blob.core.windows.net",
-                "account": DAYMET_ACCOUNT,
-                "container": DAYMET_CONTAINER,
-                "region": "westeurope",
-            }
-        },
-    }
+    col["title"] = "Daymet Daily Hawaii (pcflow sandbox demo)"
+    col["description"] = (
+        "SYNTHETIC stand-in for MPC's Daymet daily Hawaii collection, made by "
+        "pcflow.sandbox.demo_data: MPC's grid, chunking, fill value and metadata; seeded "
+        f"values for {DAYMET_YEARS[0]}-{DAYMET_YEARS[-1]} on approximate island outlines."
+    )
+    col["extent"]["temporal"]["interval"] = [[start, end]]
+    col["cube:dimensions"]["time"]["extent"] = [start, end]
+    for name in MPC_ONLY_VARIABLES:
+        col["cube:variables"].pop(name, None)
+    for var in col["cube:variables"].values():
+        if (var.get("dimensions") or [None])[0] == "time":
+            var["shape"][0] = nt
+    col["providers"] = [{"name": "pcflow sandbox", "roles": ["host", "processor"], "url": blob_url}]
+    assets = col["assets"]
+    assets.pop("thumbnail", None)  # an internet URL: nothing in the sandbox may reach out
+    assets["zarr-https"]["href"] = f"{blob_url}/{DAYMET_ACCOUNT}/{DAYMET_CONTAINER}/{DAYMET_PATH}"
+    return col
 
 
 # -- Sentinel-2-L2A-like COG items --------------------------------------------------------------

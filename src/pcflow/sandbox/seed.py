@@ -64,6 +64,7 @@ def generator_hash() -> str:
     from importlib.metadata import version
 
     h = hashlib.sha256(Path(demo_data.__file__).read_bytes())
+    h.update(demo_data.MPC_DAYMET_TEMPLATE.read_bytes())  # the catalog entry's template
     # Versions from package metadata (no imports: keeps a warm `up` fast). rasterio wheels
     # bundle GDAL, so rasterio's version stands for the GDAL that writes the COGs.
     for dist in ("numpy", "pandas", "xarray", "zarr", "numcodecs", "rasterio", "pyproj"):
@@ -151,8 +152,31 @@ def _seed_container(
     return f"seed: {label} uploaded ({account}/{container}, {len(hashes)} blobs)"
 
 
+def _cached_daymet_zarr(tmp: Path) -> Path:
+    """The demo store, generated once per generator version and kept on local disk: making the
+    real-shaped store (6 chunks of 242 MB decoded) costs more than uploading it."""
+    import os
+    import shutil
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pcflow-demo-data"
+    root = cache / generator_hash()[:16] / "hi.zarr"
+    if (root / ".zmetadata").exists():
+        return root
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix="hi.zarr.", dir=root.parent))
+        demo_data.write_daymet_zarr(partial / "hi.zarr")
+        os.replace(partial / "hi.zarr", root)  # atomic: another process may have won
+        shutil.rmtree(partial, ignore_errors=True)
+        return root
+    except OSError:  # another process won the rename, or a read-only/full home
+        if (root / ".zmetadata").exists():
+            return root
+        return demo_data.write_daymet_zarr(tmp / "hi.zarr")
+
+
 def _daymet_files(tmp: Path) -> dict[str, Path]:
-    root = demo_data.write_daymet_zarr(tmp / "hi.zarr")
+    root = _cached_daymet_zarr(tmp)
     return {
         f"{demo_data.DAYMET_PATH}/{p.relative_to(root).as_posix()}": p
         for p in sorted(root.rglob("*"))

@@ -79,18 +79,39 @@ def time_slice(index: pd.Index, datetime: str | None) -> slice:
 
 
 def coord_slice(values: np.ndarray, lo: float, hi: float, name: str) -> slice:
-    """Positions whose cells (centre ± half a step) intersect [lo, hi]; coords monotonic."""
+    """Positions whose cell CENTRES lie in [lo, hi] (coords monotonic, either direction).
+
+    Centres, not touching cells: reductions keep the cells whose centres fall in the region,
+    so a cell that merely touches the envelope would be read, written and then masked out.
+    """
     values = np.asarray(values, dtype="float64")
     if values.size == 0:
         raise StagingError(f"coordinate {name} is empty")
-    half = abs(float(values[1] - values[0])) / 2 if values.size > 1 else 0.0
-    inside = np.nonzero((values + half >= lo) & (values - half <= hi))[0]
+    inside = np.nonzero((values >= lo) & (values <= hi))[0]
     if inside.size == 0:
         raise StagingError(
             f"bbox does not overlap the data along {name} "
             f"(requested {lo:.6g}..{hi:.6g}, data {values.min():.6g}..{values.max():.6g})"
         )
     return slice(int(inside[0]), int(inside[-1]) + 1)
+
+
+def regular_axis(extent: list[float], step: float) -> np.ndarray:
+    """Cell centres of a regular axis from STAC `cube:dimensions` (extent [min, max], step;
+    a negative step runs from max to min, like Daymet's y)."""
+    first, last = sorted(float(v) for v in extent)
+    n = int(round((last - first) / abs(step))) + 1
+    return last - abs(step) * np.arange(n) if step < 0 else first + abs(step) * np.arange(n)
+
+
+def bbox_window(
+    bbox: list[float], crs: Any, x: np.ndarray, y: np.ndarray, names: tuple[str, str] = ("x", "y")
+) -> tuple[slice, slice]:
+    """THE native-grid window of a lon/lat bbox: (x slice, y slice) of the cells whose centres
+    lie in the bbox's envelope in the grid's CRS. Staging (subset_indexers) and the dry-run plan
+    (pcflow.estimate) both call this, so what is planned is what is staged."""
+    xmin, ymin, xmax, ymax = bbox_in_crs(bbox, crs)
+    return coord_slice(x, xmin, xmax, names[0]), coord_slice(y, ymin, ymax, names[1])
 
 
 def bbox_in_crs(bbox: list[float], crs: Any) -> tuple[float, float, float, float]:
@@ -145,9 +166,9 @@ def subset_indexers(ds: Any, bbox: list[float] | None, datetime: str | None) -> 
                 "dataset has projected x/y but no grid-mapping variable: cannot place the bbox — "
                 "drop bbox or use a dataset with CF grid_mapping"
             )
-        xmin, ymin, xmax, ymax = bbox_in_crs(bbox, crs or "EPSG:4326")
-        sel[xdim] = coord_slice(ds[xdim].values, xmin, xmax, xdim)
-        sel[ydim] = coord_slice(ds[ydim].values, ymin, ymax, ydim)
+        sel[xdim], sel[ydim] = bbox_window(
+            bbox, crs or "EPSG:4326", ds[xdim].values, ds[ydim].values, (xdim, ydim)
+        )
     return sel
 
 

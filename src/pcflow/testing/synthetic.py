@@ -9,19 +9,43 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+# Daymet's Lambert conformal conic (its CF grid mapping) and a cell of its Hawaii grid on the
+# Big Island's east coast: the grid is rotated ~38 degrees against lon/lat there.
+LCC = {
+    "grid_mapping_name": "lambert_conformal_conic",
+    "longitude_of_central_meridian": -100.0,
+    "latitude_of_projection_origin": 42.5,
+    "false_easting": 0.0,
+    "false_northing": 0.0,
+    "standard_parallel": [25.0, 60.0],
+    "semi_major_axis": 6378137.0,
+    "inverse_flattening": 298.257223563,
+}
+X0, Y0 = -5571250.0, -525000.0
+
 
 def daymet_like(years=(2018, 2019, 2020), ny=12, nx=9, chunk_days=365, seed=0) -> xr.Dataset:
-    """Daymet-shaped: 365-day years (Dec 31 dropped in leap years), (time, y, x) float32, NaN
-    ocean corner, Lambert conformal grid mapping scalar, CF attrs, one-year time chunks."""
+    """Daymet-shaped: 365-day years (Dec 31 dropped in leap years), (time, y, x) float32 on
+    Daymet's rotated Lambert conformal grid (1 km, 2-D lat/lon from pyproj, CF grid mapping),
+    ocean cells NaN (a diagonal coast in grid space), CF attrs, one-year time chunks."""
+    import pyproj
+
     t = pd.date_range(f"{years[0]}-01-01", f"{years[-1]}-12-31", freq="D")
     t = t[~((t.month == 12) & (t.day == 31) & t.is_leap_year)]
     rng = np.random.default_rng(seed)
     doy = t.day_of_year.to_numpy()
     season = 5 * np.sin(2 * np.pi * doy / 365.0)
     tmax = (20 + season)[:, None, None] + rng.normal(0, 2, (t.size, ny, nx))
-    tmax[:, :3, :2] = np.nan  # ocean
+    x = X0 + 1000.0 * np.arange(nx)
+    y = Y0 - 1000.0 * np.arange(ny)
+    to_lonlat = pyproj.Transformer.from_crs(pyproj.CRS.from_cf(LCC), 4326, always_xy=True)
+    lon, lat = to_lonlat.transform(*np.meshgrid(x, y))
+    # Ocean: the north-west corner cut by a diagonal (plus the old 3 x 2 corner).
+    row, col = np.mgrid[0:ny, 0:nx]
+    ocean = (row / ny + col / nx < 0.45) | ((row < 3) & (col < 2))
+    tmax[:, ocean] = np.nan
     prcp = rng.gamma(0.6, 5, (t.size, ny, nx))
-    prcp[:, :3, :2] = np.nan
+    prcp[:, ocean] = np.nan
     grid = {"grid_mapping": "lambert_conformal_conic"}
     ds = xr.Dataset(
         {
@@ -45,19 +69,15 @@ def daymet_like(years=(2018, 2019, 2020), ny=12, nx=9, chunk_days=365, seed=0) -
                     **grid,
                 },
             ),
-            "lambert_conformal_conic": (
-                (),
-                np.int16(0),
-                {"grid_mapping_name": "lambert_conformal_conic"},
-            ),
+            "lambert_conformal_conic": ((), np.int16(0), dict(LCC)),
             "yearday": (("time",), doy.astype("int16")),
         },
         coords={
             "time": t,
-            "y": ("y", -np.arange(ny) * 1000.0, {"units": "m"}),
-            "x": ("x", np.arange(nx) * 1000.0, {"units": "m"}),
-            "lat": (("y", "x"), np.full((ny, nx), 20.0)),
-            "lon": (("y", "x"), np.full((ny, nx), -155.0)),
+            "y": ("y", y, {"units": "m"}),
+            "x": ("x", x, {"units": "m"}),
+            "lat": (("y", "x"), lat.astype("float32"), {"units": "degrees_north"}),
+            "lon": (("y", "x"), lon.astype("float32"), {"units": "degrees_east"}),
         },
         attrs={"provenance": '{"git": "abc"}'},
     )

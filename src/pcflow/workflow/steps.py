@@ -86,16 +86,26 @@ def run_reduce(
     run_config: dict[str, Any],
     threads: int = 1,
     mem_mb: int | None = None,
+    ds_cfg: dict[str, Any] | None = None,
+    incomplete: str = "drop",
 ) -> None:
-    """Reduce one staged dataset. `run_config` (the run's validated config) only for provenance."""
+    """Reduce one staged dataset over its bbox/region (`ds_cfg`); partial periods `incomplete`
+    ("drop" or "flag"). `run_config` (the run's validated config) only for provenance."""
     from pcflow import compute, reductions, staging
+    from pcflow import region as regionmod
 
+    ds_cfg = ds_cfg if ds_cfg is not None else run_config["datasets"][dataset]
     with rule_logging(log_path, f"reduce[{dataset}/{reduction}]") as log:
         manifest = json.loads(Path(manifest_path).read_text())
         compute_cfg = {**compute_cfg, "threads": threads, "mem_mb": mem_mb}
         with compute.cluster(compute_cfg, log):
             ds = staging.open_staged(manifest, target)
-            result = reductions.run(reduction, ds)
+            # Only cells whose centres lie in the dataset's bbox/region count (staging keeps
+            # the rectangular native window, larger on a rotated grid).
+            region = regionmod.from_config(ds_cfg, dataset)
+            result = reductions.run(
+                reduction, ds, region=region, incomplete=incomplete, region_crs=ds_cfg.get("crs")
+            )
             # This run's record (the commit that made the NetCDF), with the staged data's STAC
             # record and the commit that staged it.
             staged = manifest.get("provenance", {})
