@@ -75,7 +75,10 @@ def run_reduce(
         compute_cfg = {**config.get("compute", {}), "threads": threads, "mem_mb": mem_mb}
         with compute.cluster(compute_cfg, log):
             ds = staging.open_staged(manifest, config["target"])
-            result = reductions.run(reduction, ds)
+            # Computed here, then the store's identity checked again: a store rewritten or
+            # wiped while it was read must fail this step, never leave a NaN result behind.
+            result = reductions.run(reduction, ds).compute()
+            staging.check_unchanged(ds, config["target"])
             # This run's record (the commit that made the NetCDF), with the staged data's STAC
             # record and the commit that staged it.
             staged = manifest.get("provenance", {})
