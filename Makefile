@@ -45,7 +45,7 @@ demo: sandbox-up  ## run the workflow on the demo config against the sandbox; pr
 	@echo; echo "Figures: $$(ls results/*/figures/*.png | tr '\n' ' ')"; echo "Report:  results/report.html"
 
 test: install  ## unit, integration (real local services) and end-to-end tests, slow ones last
-	.venv/bin/pytest tests/unit tests/integration tests/e2e
+	.venv/bin/pytest tests/unit tests/integration tests/chaos tests/e2e
 
 test-unit: install  ## unit tests only (no services)
 	.venv/bin/pytest tests/unit
