@@ -123,7 +123,7 @@ class Run:
 
     def finish(self) -> float:
         """Unlock (a killed Snakemake leaves its lock), run to the end; returns seconds."""
-        subprocess.run(self.cmd("--unlock"), env=self.env, capture_output=True, timeout=120)
+        self.drop_lock()  # `--unlock` is a whole Snakemake start-up (minutes on busy cores)
         t0 = time.monotonic()
         rc = self.start().wait()
         assert rc == 0, (self.dir / "snakemake.log").read_text()[-4000:] + self.stage_log()
