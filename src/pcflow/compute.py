@@ -253,11 +253,26 @@ def _gateway(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
                 cluster.dashboard_link,
             )
             client = cluster.get_client(set_as_default=True)
+            watchdog = None
             try:
                 if mode == "scale" and size > 0:
                     _wait_workers(client, min(size, 1), log)
+                else:
+                    # Adaptive: workers come when tasks do, so nothing to wait for here — but a
+                    # gateway that never starts one would leave future.result() waiting forever.
+                    timeout = float(
+                        (config.get("gateway") or {}).get("worker_timeout", WORKER_TIMEOUT_S)
+                    )
+                    watchdog = NoWorkerWatchdog(client, timeout, log)
+                    watchdog.start()
                 yield client
+            except Exception as err:
+                if watchdog is not None and watchdog.fired:
+                    raise TimeoutError(watchdog.fired) from err
+                raise
             finally:
+                if watchdog is not None:
+                    watchdog.stop()
                 with _signals_ignored():
                     _quietly(client.close, log, "client close")
         finally:
@@ -271,6 +286,60 @@ def _gateway(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
                         _quietly(lambda: gateway.stop_cluster(name), log, "stop_cluster")
                     log.info("cluster: GatewayCluster %s shut down", name)
                 # No gateway.close(): its __del__ closes again and fails noisily on a dead loop.
+
+
+WORKER_TIMEOUT_S = 300.0  # compute.gateway.worker_timeout
+
+
+class NoWorkerWatchdog:
+    """Cancel the client's futures when tasks have waited `timeout` seconds with no worker.
+
+    `future.result()` has no deadline of its own; on an adaptive Gateway cluster whose workers
+    never start (quota, image pull, options the backend refuses) it would wait forever. The
+    cancelled result raises in the waiting thread; `fired` holds the one line to report.
+    """
+
+    def __init__(self, client: Any, timeout: float, log: logging.Logger, poll: float = 2.0):
+        self.client, self.timeout, self.log, self.poll = client, timeout, log, poll
+        self.fired: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pcflow-no-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        idle_since: float | None = None
+        while not self._stop.wait(self.poll):
+            try:
+                workers = len(self.client.scheduler_info().get("workers", {}))
+                waiting = len(self.client.futures)
+            except Exception as err:  # noqa: BLE001 - a closing client: nothing to watch
+                self.log.debug("no-worker watchdog: %s", err)
+                return
+            if workers or not waiting:
+                idle_since = None
+                continue
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= self.timeout:
+                self.fired = (
+                    f"no Dask Gateway worker started within {self.timeout:g} s for {waiting} "
+                    "waiting task(s) — check the gateway's worker logs and quota, or "
+                    "compute.gateway.cluster_options / adapt (compute.gateway.worker_timeout "
+                    "sets this deadline)"
+                )
+                self.log.error("%s", self.fired)
+                self._cancel()
+                return
+
+    def _cancel(self) -> None:
+        from distributed import Future
+
+        keys = list(self.client.futures)
+        self.client.cancel([Future(k, self.client) for k in keys], force=True)
 
 
 def _wait_workers(client: Any, n: int, log: logging.Logger, timeout: float = 300) -> None:

@@ -10,6 +10,13 @@ See docs/staging.md for the write protocol (template, regions, markers, verifica
 from pcflow.staging.core import stage
 from pcflow.staging.retry import StagingError
 from pcflow.staging.stac_collection import stac_collection
-from pcflow.staging.staged import IncompleteStoreError, open_staged
+from pcflow.staging.staged import IncompleteStoreError, check_unchanged, open_staged
 
-__all__ = ["IncompleteStoreError", "StagingError", "open_staged", "stac_collection", "stage"]
+__all__ = [
+    "IncompleteStoreError",
+    "StagingError",
+    "check_unchanged",
+    "open_staged",
+    "stac_collection",
+    "stage",
+]

@@ -20,8 +20,9 @@ from pcflow.staging import distributed, memory, stac_collection
 from pcflow.staging import plan as planmod
 from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.fastcopy import copy_chunk
+from pcflow.staging.lease import StoreLease
 from pcflow.staging.plan import Region, VarPlan
-from pcflow.staging.retry import StagingError, short_sdk_retries
+from pcflow.staging.retry import StagingError, retry_async, short_sdk_retries
 from pcflow.staging.verify import array_checksum, chunk_md5s, verify_store
 from pcflow.staging.writer import FORMAT, STATE, StoreWriter
 from pcflow.staging.xarray_source import DatasetSource
@@ -214,6 +215,7 @@ def stage(
             enc,
         )
 
+    _chunk_coords_like_data(plans, set(sub.coords))
     data_plan = {
         "format": FORMAT,
         "zarr_format": ZARR_FORMAT,
@@ -234,8 +236,12 @@ def stage(
     so = storage.target_storage_options(target)
     fs = storage.filesystem(so)
     writer = StoreWriter(fs, root, log, stats, cfg["concurrency"], cfg["threads"])
+    lease: StoreLease | None = None
     try:
         writer.check_container()
+        # One writer per store: a second run is refused, naming the holder (issue 12, hole 2).
+        lease = StoreLease(writer.blobs, f"{writer.path}.lease")
+        writer.sync(retry_async, lease.acquire, f"taking the lease on {url}")
         attrs = dict(sub.attrs)
         attrs[PROVENANCE_ATTR] = json.dumps(provenance, sort_keys=True, default=str)
         prev_plan, complete = writer.state()
@@ -302,6 +308,19 @@ def stage(
                 n, metas[n].nchunks, metas[n].chunk_nbytes, cfg["region_mb"]
             )
         done = writer.done_regions()
+        if done:
+            lost = _regions_with_missing_chunks(done, writer.chunk_keys())
+            if lost:
+                # Markers whose chunks are gone (an interrupted wipe, a deletion under the
+                # store): the store is not complete, and those regions are written again.
+                log.warning(
+                    "%s: %d finished regions lack chunks (e.g. %s): rewriting them",
+                    url, len(lost), lost[0],
+                )  # fmt: skip
+                writer.sync(writer.blobs.delete, writer.blob(f"{STATE}/complete.json"))
+                complete = None
+                for rid in lost:
+                    del done[rid]
         pending = [r for r in regions if r.id not in done]
         stats["regions_total"] = len(regions)
         stats["regions_skipped"] = len(regions) - len(pending)
@@ -374,10 +393,14 @@ def stage(
         arrays = list(plans) + [d for d in sub.dims if d in sub.indexes]
         zmeta = writer.consolidated(arrays)
         checksums = {n: array_checksum(chunk_md5s(done, n)) for n in plans}
+        absent = {
+            n: sorted(k for k, md5 in chunk_md5s(done, n).items() if md5 is None) for n in plans
+        }
         if (
             complete
             and complete.get("fingerprint") == fp
             and complete.get("checksums") == checksums
+            and complete.get("absent") == absent
         ):
             log.info("%s is complete already: nothing written", url)
             verified = complete.get("verification", {})
@@ -396,11 +419,31 @@ def stage(
                 "fingerprint": fp,
                 "checksums": checksums,
                 "checksum": overall,
+                "absent": absent,  # chunks the source lacked: every other chunk must exist
                 "verification": verified,
             }
+            writer.sync(lease.verify)  # still ours: nobody else wrote in between
+            _check_stored_plan(writer, fp, url)
             writer.write_json(f"{STATE}/complete.json", complete)
+        # The manifest describes what is stored: its completion record (read back, with the
+        # ETag readers hold) and the stored arrays' chunking.
+        stored = writer.read_json(f"{STATE}/complete.json")
+        if stored != json.loads(json.dumps(complete, default=str)):
+            raise StagingError(
+                f"{url}/.pcflow/complete.json is not the one this run wrote: another run "
+                "changed the store — re-run staging"
+            )
+        identity = writer.sync(writer.blobs.etag, writer.blob(f"{STATE}/complete.json"))
+        for n, p in plans.items():
+            if tuple(metas[n].chunks) != tuple(p.chunks):
+                raise StagingError(
+                    f"{url}: stored chunks of {n} {metas[n].chunks} differ from the plan "
+                    f"{p.chunks} — another run changed the store; re-run staging"
+                )
         stats["verify_seconds"] = round(time.monotonic() - t_final, 3)
     finally:
+        if lease is not None and lease._task is not None:
+            writer.sync(lease.release)
         writer.close(*([raw_source] if raw_source else []))
 
     seconds = time.monotonic() - t0
@@ -422,6 +465,7 @@ def stage(
         "fingerprint": fp,
         "checksum": complete["checksum"],
         "checksums": complete["checksums"],
+        "identity": identity,
         "variables": {
             n: {**p.to_json(), "attrs": _jsonable(dict(sub[n].attrs))} for n, p in plans.items()
         },
@@ -463,6 +507,43 @@ def stage(
         seconds,
     )
     return manifest
+
+
+def _regions_with_missing_chunks(done: dict[str, dict[str, Any]], present: set[str]) -> list[str]:
+    """Ids of finished regions some of whose written chunks (MD5 recorded) are not stored."""
+    lost = []
+    for rid, marker in sorted(done.items()):
+        var = rid.rsplit("/", 1)[0]
+        if any(md5 and f"{var}/{k}" not in present for k, md5 in marker["chunks"].items()):
+            lost.append(rid)
+    return lost
+
+
+def _check_stored_plan(writer: StoreWriter, fp: str, url: str) -> None:
+    """The store's plan is still this run's (the manifest must never describe another's)."""
+    stored = writer.read_json(f"{STATE}/plan.json") or {}
+    if stored.get("fingerprint") != fp:
+        raise StagingError(
+            f"{url} now holds another plan ({str(stored.get('fingerprint'))[:12]} != "
+            f"{fp[:12]}): another run rewrote it — re-run staging"
+        )
+
+
+def _chunk_coords_like_data(plans: dict[str, VarPlan], coord_names: set[str]) -> None:
+    """Non-index coordinates take the data variables' chunks along their dimensions (re-encoded
+    when their own copy or planned chunks differ): xarray needs one chunking per dimension."""
+    data_chunks: dict[str, int] = {}
+    for p in plans.values():
+        if p.name not in coord_names:
+            for d, c in zip(p.dims, p.chunks, strict=False):
+                data_chunks.setdefault(d, c)
+    for p in plans.values():
+        if p.name not in coord_names:
+            continue
+        want = planmod.follow_data_chunks(p.dims, data_chunks)
+        if want is not None and tuple(p.chunks) != want:
+            p.chunks, p.mode = want, "encode"
+            p.reason = "chunked like the data variables along " + ", ".join(p.dims)
 
 
 def _bounded_concurrency(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from azure.storage.blob import ContentSettings
@@ -23,6 +24,13 @@ from pcflow.staging.retry import (
 )
 
 COPY_POLL_S = 0.2
+# A server-side copy still 'pending' after this long is aborted and the chunk copied through
+# this machine instead (Azure may queue cross-account copies for a long time).
+COPY_PENDING_DEADLINE_S = 120.0
+
+
+class CopyPendingTooLong(StagingError):
+    """A server-side copy stayed 'pending' past COPY_PENDING_DEADLINE_S (then aborted)."""
 
 
 class TargetBlobs:
@@ -68,6 +76,19 @@ class TargetBlobs:
             op, f"reading {self.container}/{blob}", log=self.log, stats=self.stats
         )
 
+    async def etag(self, blob: str) -> str | None:
+        """The blob's ETag (changes whenever it is rewritten), None when absent."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        async def op() -> str | None:
+            async with self._client(blob) as bc:
+                try:
+                    return (await bc.get_blob_properties()).etag
+                except ResourceNotFoundError:
+                    return None
+
+        return await retry_async(op, f"reading properties of {blob}", log=self.log)
+
     async def md5_property(self, blob: str) -> str | None:
         async def op() -> str | None:
             async with self._client(blob) as bc:
@@ -102,7 +123,17 @@ class TargetBlobs:
             async with self._client(blob) as bc:
                 result = await bc.start_copy_from_url(source_url)
                 status = result.get("copy_status")
+                deadline = time.monotonic() + COPY_PENDING_DEADLINE_S
                 while status == "pending":
+                    if time.monotonic() > deadline:
+                        try:
+                            await bc.abort_copy(result.get("copy_id"))
+                        except Exception as exc:  # noqa: BLE001 - it may have just finished
+                            self.log.debug("aborting the copy into %s: %s", blob, exc)
+                        raise CopyPendingTooLong(
+                            f"server-side copy into {blob} still pending after "
+                            f"{COPY_PENDING_DEADLINE_S:g} s: aborted"
+                        )
                     await asyncio.sleep(COPY_POLL_S)
                     props = await bc.get_blob_properties()
                     status = props.copy.status
@@ -140,6 +171,9 @@ async def copy_chunk(
                 data = await target.get(dst_blob)
                 md5 = md5_hex(data) if data is not None else None
             return md5, -1
+        except CopyPendingTooLong as exc:
+            # Slow, not unsupported: this chunk goes through the client; later ones try again.
+            target.log.info("%s; copying it through this machine", exc)
         except StagingError as exc:
             if "BlobNotFound" in str(exc) or "CannotVerifyCopySource" in str(exc):
                 if await source.get_bytes(src_blob) is None:  # absent source chunk: fill value

@@ -215,6 +215,21 @@ def plan_chunks(
     return tuple(max(1, c) for c in chunks)
 
 
+def follow_data_chunks(
+    coord_dims: tuple[str, ...], data_chunks: dict[str, int]
+) -> tuple[int, ...] | None:
+    """Chunks of a non-index coordinate (e.g. Daymet's 2-D lat/lon) taken from the data
+    variables' chunks along the same dimensions, or None if a dimension has no data chunking.
+
+    xarray (and dask) need one chunking per dimension across a Dataset: a coordinate planned on
+    its own (other itemsize, fewer dims) gets other chunks, and every reduction then fails with
+    "Object has inconsistent chunks along dimension y".
+    """
+    if not coord_dims or any(d not in data_chunks for d in coord_dims):
+        return None
+    return tuple(data_chunks[d] for d in coord_dims)
+
+
 def _fit(chunks: list[int], shape: tuple[int, ...], axes: list[int], budget: int) -> None:
     """Shrink the given axes evenly (largest first) until their product fits `budget`."""
     for i in axes:

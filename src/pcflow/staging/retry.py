@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -25,6 +26,9 @@ from azure.core.exceptions import (
 T = TypeVar("T")
 
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+# Retries are DEBUG noise while short; once an operation has been retried this long, each
+# further retry is logged at INFO, so a storage outage shows on the console as it happens.
+RETRY_INFO_AFTER_S = 5.0
 AUTH_STATUS = {401, 403}
 
 
@@ -124,6 +128,7 @@ async def retry_async(
     True the operation is retried immediately.
     """
     refreshed = False
+    started = time.monotonic()
     for attempt in range(1, attempts + 1):
         try:
             return await op()
@@ -147,10 +152,43 @@ async def retry_async(
             if stats is not None:
                 stats["retries"] = stats.get("retries", 0) + 1
             delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random())
-            if log is not None:
-                log.debug("retrying %s in %.2fs after %s", what, delay, type(exc).__name__)
+            _log_retry(log, what, delay, exc, attempt, attempts, started)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _log_retry(
+    log: logging.Logger | None,
+    what: str,
+    delay: float,
+    exc: BaseException,
+    attempt: int,
+    attempts: int,
+    started: float,
+) -> None:
+    """DEBUG while retries are short; INFO (with the cause) once they pass RETRY_INFO_AFTER_S."""
+    if log is None:
+        return
+    waited = time.monotonic() - started
+    if waited >= RETRY_INFO_AFTER_S:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        log.info(
+            "still retrying %s after %.0f s (attempt %d/%d, next in %.1f s): %s %s",
+            what, waited, attempt, attempts, delay, type(exc).__name__, first,
+        )  # fmt: skip
+    else:
+        log.debug("retrying %s in %.2fs after %s", what, delay, type(exc).__name__)
+
+
+def first_cause(exc: BaseException) -> BaseException:
+    """The first real failure inside an exception group (TaskGroup): not a cancellation, not
+    another group. "unhandled errors in a TaskGroup (1 sub-exception)" names nothing."""
+    while isinstance(exc, BaseExceptionGroup):
+        real = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
+        if not real:
+            return exc
+        exc = real[0]
+    return exc
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -172,8 +210,7 @@ def retry_sync(
     log: logging.Logger | None = None,
 ) -> T:
     """retry_async for blocking calls (adlfs sync API, xarray opens) made outside the IO loop."""
-    import time
-
+    started = time.monotonic()
     for attempt in range(1, attempts + 1):
         try:
             return fn()
@@ -186,8 +223,7 @@ def retry_sync(
                     describe(cause, f"{what} (gave up after {attempts} attempts)")
                 ) from exc
             delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random())
-            if log is not None:
-                log.debug("retrying %s in %.2fs after %s", what, delay, type(cause).__name__)
+            _log_retry(log, what, delay, cause, attempt, attempts, started)
             time.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -27,7 +27,7 @@ import numpy as np
 from pcflow.staging.codec import ArrayMeta, md5_hex
 from pcflow.staging.fastcopy import TargetBlobs
 from pcflow.staging.plan import Region, VarPlan
-from pcflow.staging.retry import StagingError, retry_async, retry_sync
+from pcflow.staging.retry import StagingError, describe, first_cause, retry_async, retry_sync
 
 STATE = ".pcflow"
 FORMAT = "pcflow-staging/1"
@@ -110,13 +110,26 @@ class StoreWriter:
             raise
 
     def wipe(self) -> None:
-        """Delete every object under the store (a previous, different plan)."""
+        """Delete every object under the store (a previous, different plan), in phases.
+
+        First the objects that make a store count as complete or resumable — the completion
+        marker, the consolidated metadata, the plan — one after the other, then everything
+        else. A bulk delete is concurrent, so an interrupted one could leave the marker and
+        `.zmetadata` beside missing chunks: a store that would pass as complete.
+        """
+        for key in (f"{STATE}/complete.json", ".zmetadata", f"{STATE}/plan.json"):
+            self.sync(self.blobs.delete, self.blob(key))
         paths = self.find(self.root)
         if paths:
             self.log.info(
                 "removing %d objects of a previous, different store at %s", len(paths), self.root
             )
             retry_sync(lambda: self.fs.rm(paths), f"deleting {self.root}", log=self.log)
+
+    def chunk_keys(self) -> set[str]:
+        """Keys (relative to the store) of every object outside `.pcflow/` (one listing)."""
+        n = len(self.root) + 1
+        return {p[n:] for p in self.find(self.root) if not p[n:].startswith(f"{STATE}/")}
 
     def find(self, prefix: str) -> list[str]:
         """All object paths under a prefix (fresh listing, retried)."""
@@ -194,7 +207,16 @@ class StoreWriter:
     ) -> dict[str, dict[str, Any]]:
         """Write the regions, each marker after its chunks; returns markers. A region is a run of
         positions in its variable's write order (`orders`: chunk indices)."""
-        return self.sync(self._run_regions, regions, plans, metas, orders, chunk_fn)
+        try:
+            return self.sync(self._run_regions, regions, plans, metas, orders, chunk_fn)
+        except BaseExceptionGroup as group:
+            # The TaskGroup's own message names nothing; its first real cause is the one line.
+            cause = first_cause(group)
+            if cause is group or not isinstance(cause, Exception):
+                raise
+            if isinstance(cause, StagingError):
+                raise type(cause)(str(cause)) from group
+            raise StagingError(describe(cause, f"writing regions of {self.root}")) from group
 
     async def _run_regions(
         self, regions, plans, metas, orders, chunk_fn

@@ -105,7 +105,10 @@ def run_reduce(
             region = regionmod.from_config(ds_cfg, dataset)
             result = reductions.run(
                 reduction, ds, region=region, incomplete=incomplete, region_crs=ds_cfg.get("crs")
-            )
+            ).compute()
+            # Computed, then the store's identity checked again: a store rewritten or wiped
+            # while it was read must fail this step, never leave a NaN result behind.
+            staging.check_unchanged(ds, target)
             # This run's record (the commit that made the NetCDF), with the staged data's STAC
             # record and the commit that staged it.
             staged = manifest.get("provenance", {})

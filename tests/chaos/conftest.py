@@ -1,0 +1,1 @@
+"""Chaos tests: faults injected into real runs against the session sandbox (tests/conftest.py)."""
