@@ -21,7 +21,7 @@ PYTHON = "3.11"  # the lock's --python-version (the Dockerfile checks the image'
 
 # What every rule's script imports: pcflow.workflow.steps (discovery, provenance, logs).
 COMMON = ("pystac-client", "pystac", "planetary-computer", "cql2", "gitpython", "pyyaml")
-COMMON += ("jsonschema", "pillow", "numpy", "xarray")
+COMMON += ("jsonschema", "pillow", "numpy", "xarray", "pyproj", "shapely", "requests", "urllib3")
 STORAGE = ("zarr", "numcodecs", "adlfs", "fsspec", "aiohttp", "aiodns", "azure-storage-blob")
 STORAGE += ("azure-identity", "dask", "pandas")
 RULE_NEEDS: dict[str, tuple[str, ...]] = {

@@ -29,7 +29,7 @@ def test_env_files_are_generated_from_the_lock():
 
 
 def test_every_script_rule_has_its_env_and_the_image():
-    image = yaml.safe_load((REPO / "kbatch" / "config.yaml").read_text())["kbatch-image"]
+    image = yaml.safe_load((REPO / "kbatch" / "config.yaml").read_text())["container-image"]
     common = (REPO / "rules" / "common.smk").read_text()
     assert f'CONTAINER = "docker://{image}"' in common
     for rule in rule_envs.RULE_NEEDS:
