@@ -8,25 +8,23 @@ min_version("9.0")
 # config/config.yaml is the default; `--configfile X` REPLACES it (Snakemake would otherwise
 # merge the two, silently adding your datasets to the demo's).
 if not workflow.overwrite_configfiles:
-    try:
+    # Snakemake's YAML error names neither line nor fix; pcflow's one line does, so the file is
+    # read once first. (A bad `--configfile X` is read by Snakemake before this file runs:
+    # `pcflow plan --configfile X` gives the same one line for it, see config/README.md.)
+    import sys
+    from pathlib import Path
 
-        configfile: "config/config.yaml"
-
-    except WorkflowError:
-        # Snakemake's YAML error names neither line nor fix; pcflow's one line does. (A bad
-        # `--configfile X` is read by Snakemake before this file runs: `pcflow plan
-        # --configfile X` gives the same one line for it, see config/README.md.)
-        import sys
-        from pathlib import Path
-
+    # The directive looks in the working directory.
+    if Path("config/config.yaml").is_file():
         sys.path.insert(0, str(Path(workflow.basedir) / "src"))
         from pcflow.config import ConfigError, read
 
         try:
-            read("config/config.yaml")  # where the directive looked (the working directory)
+            read("config/config.yaml")
         except ConfigError as err:
             sys.exit(f"pcflow: {err}")
-        raise
+
+    configfile: "config/config.yaml"
 
 
 report: "report/workflow.rst"

@@ -275,19 +275,25 @@ def test_storage_gone_mid_stage_fails_clearly_in_bounded_time(sandbox, reference
             seconds_to_outcome=round(seconds, 1), chunks_compared=0)  # fmt: skip
 
 
-def test_two_concurrent_runs_on_one_target(reference, proxy, tmp_path):
+def test_two_concurrent_runs_on_one_target(sandbox, reference, proxy, tmp_path):
     tgt = target()
-    # B has discovered already: it reaches its stage step within seconds, while A stages.
+    # B has discovered already: it reaches its stage step as soon as its Snakemake starts.
     b = Run(tmp_path, tgt, proxy.port, {**STAGING, "chunk_mb": 0.1}, name="b")
-    a = Run(tmp_path, tgt, proxy.port, name="a").start()
-    wait_for(lambda: regions_done(tgt)[1], a, "run A's plan")
-    b.start()
-    t0 = time.monotonic()
-    rc_b = b.wait()
-    seconds_b = time.monotonic() - t0
-    assert rc_b != 0
-    assert "being staged by host" in b.stage_log() and "lease until" in b.stage_log()
-    assert a.wait() == 0, a.stage_log()
+    # A talks to storage through its own slow proxy (2 s a request) until B is done, so A is
+    # still staging, lease held, however long B's start-up takes on busy cores.
+    certs = sandbox.state_dir / "certs"
+    with FaultProxy(sandbox.base_port, certs, rate=0.0, latency=2.0) as slow:
+        a = Run(tmp_path, tgt, slow.port, name="a").start()
+        wait_for(lambda: regions_done(tgt)[1], a, "run A's plan")
+        b.start()
+        t0 = time.monotonic()
+        rc_b = b.wait()
+        seconds_b = time.monotonic() - t0
+        assert a.proc.poll() is None, "A must still be staging while B tries (the runs overlap)"
+        assert rc_b != 0, b.stage_log()
+        assert "being staged by host" in b.stage_log() and "lease until" in b.stage_log()
+        slow.latency = 0.0  # B was refused: let A finish at full speed
+        assert a.wait() == 0, a.stage_log()
     got = chunks(tgt)
     assert got == reference["objects"]
     staging.open_staged(a.manifest(), tgt).close()
