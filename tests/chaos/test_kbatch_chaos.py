@@ -21,26 +21,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.kbatch_helpers import TOKEN, local_kbatch
+from tests.integration.kbatch_helpers import TOKEN, local_kbatch, processes_with
 
 pytestmark = pytest.mark.integration
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
-def _processes(marker: str) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if marker in " ".join(p.info["cmdline"] or []) and p.pid != os.getpid():
-                found.append(p)
-        except psutil.Error:
-            pass
-    return found
-
-
 def _server(state: Path) -> psutil.Process:
-    (proc,) = [p for p in _processes(str(state)) if "pcflow.sandbox.kbatch" in p.cmdline()]
+    (proc,) = [p for p in processes_with(str(state)) if "pcflow.sandbox.kbatch" in p.cmdline()]
     return proc
 
 
@@ -83,7 +72,7 @@ def _start(wd: Path, url: str, marker: str, *args: str) -> subprocess.Popen:
 
 def _wait_for_jobs(proc: subprocess.Popen, wd: Path, marker: str, n: int = 2) -> None:
     deadline = time.monotonic() + 240
-    while len(_processes(marker)) < n:
+    while len(processes_with(marker)) < n:
         assert proc.poll() is None, (wd / "snakemake.out").read_text()[-3000:]
         assert time.monotonic() < deadline, "jobs did not start"
         time.sleep(0.5)
@@ -102,7 +91,7 @@ def test_kbatch_unreachable_mid_run_fails_clearly_in_bounded_time(sandbox, tmp_p
             try:
                 _wait_for_jobs(proc, wd, marker)
                 server = _server(state)
-                orphans = _processes(marker)
+                orphans = processes_with(marker)
                 server.kill()  # kbatch gone: connection refused from now on
                 killed_at = time.monotonic()
                 # Bound: the window, plus polls, cancel attempts and Snakemake's shutdown.
@@ -112,7 +101,7 @@ def test_kbatch_unreachable_mid_run_fails_clearly_in_bounded_time(sandbox, tmp_p
                 if proc.poll() is None:
                     os.killpg(proc.pid, signal.SIGKILL)
     finally:
-        _kill(_processes(marker))  # the dead server's pods (their process groups outlive it)
+        _kill(processes_with(marker))  # the dead server's pods (their process groups outlive it)
     out = (wd / "snakemake.out").read_text()
     print(f"kbatch killed -> run failed after {took:.0f}s (window {window}s)")
     assert proc.returncode != 0, out[-3000:]
@@ -145,10 +134,10 @@ def test_jobs_end_by_their_deadline_after_snakemake_is_sigkilled(sandbox, tmp_pa
             assert len(listed) == 2
             for job in listed:
                 assert job["spec"]["active_deadline_seconds"] == runtime_min * 60
-            assert len(_processes(marker)) == 2  # both still running: Snakemake is gone
+            assert len(processes_with(marker)) == 2  # both still running: Snakemake is gone
             # Deadline 120 s from each pod's start; generous slack for a loaded machine.
             deadline = time.monotonic() + runtime_min * 60 + 180
-            while _processes(marker):
+            while processes_with(marker):
                 assert time.monotonic() < deadline, "job processes outlived their deadline"
                 time.sleep(1)
             print(
@@ -163,4 +152,4 @@ def test_jobs_end_by_their_deadline_after_snakemake_is_sigkilled(sandbox, tmp_pa
             }
             assert reasons == {"DeadlineExceeded"}, ended
     finally:
-        _kill(_processes(marker))
+        _kill(processes_with(marker))

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 # The hub token the local kbatch accepts; tests pass it as KBATCH_TOKEN (never on a command line).
 TOKEN = "local-kbatch-test-token-" + uuid.uuid4().hex
 
@@ -60,3 +62,15 @@ def jobs(url: str) -> list[str]:
     import kbatch
 
     return [j["metadata"]["name"] for j in kbatch.list_jobs(kbatch_url=url, token=TOKEN)["items"]]
+
+
+def processes_with(marker: str) -> list[psutil.Process]:
+    """Processes (not this one) whose command line contains `marker` (a job's state dir)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if marker in " ".join(p.info["cmdline"] or []) and p.pid != os.getpid():
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found

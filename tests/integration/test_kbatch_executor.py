@@ -16,25 +16,13 @@ import time
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.integration.kbatch_helpers import TOKEN, jobs
+from tests.integration.kbatch_helpers import TOKEN, jobs, processes_with
 
 pytestmark = pytest.mark.integration
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-
-
-def _job_processes(marker: str) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if marker in " ".join(p.info["cmdline"] or []) and p.pid != os.getpid():
-                found.append(p)
-        except psutil.Error:
-            pass
-    return found
 
 
 def _workflow(tmp_path: Path, snakefile: str) -> Path:
@@ -167,7 +155,7 @@ def test_cancel_deletes_jobs_and_kills_their_processes(kbatch, tmp_path):
     )
     proc = _snakemake(wd, url, popen=True)
     deadline = time.monotonic() + 90
-    while len(_job_processes(marker)) < 2:
+    while len(processes_with(marker)) < 2:
         assert proc.poll() is None, (wd / "snakemake.out").read_text()[-3000:]
         assert time.monotonic() < deadline, "jobs did not start"
         time.sleep(0.5)
@@ -176,7 +164,7 @@ def test_cancel_deletes_jobs_and_kills_their_processes(kbatch, tmp_path):
     proc.wait(timeout=120)
     assert proc.returncode != 0
     assert jobs(url) == [], (wd / "snakemake.out").read_text()[-3000:]
-    assert _job_processes(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_retries_submit_a_fresh_job_per_attempt(kbatch, tmp_path):

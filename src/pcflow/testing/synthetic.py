@@ -9,18 +9,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-# Daymet's Lambert conformal conic (its CF grid mapping) and a cell of its Hawaii grid on the
-# Big Island's east coast: the grid is rotated ~38 degrees against lon/lat there.
-LCC = {
-    "grid_mapping_name": "lambert_conformal_conic",
-    "longitude_of_central_meridian": -100.0,
-    "latitude_of_projection_origin": 42.5,
-    "false_easting": 0.0,
-    "false_northing": 0.0,
-    "standard_parallel": [25.0, 60.0],
-    "semi_major_axis": 6378137.0,
-    "inverse_flattening": 298.257223563,
-}
+from pcflow.sandbox.demo_data import LCC_ATTRS
+
+# Daymet's Lambert conformal conic (its CF grid mapping, as the sandbox store has it) and a
+# cell of its Hawaii grid on the Big Island's east coast: rotated ~38 degrees against lon/lat.
+LCC = LCC_ATTRS
 X0, Y0 = -5571250.0, -525000.0
 
 
