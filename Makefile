@@ -45,7 +45,7 @@ demo: sandbox-up  ## run the workflow on the demo config against the sandbox; pr
 	$(SANDBOX_ENV) && $(SMK) --report results/report.html
 	@echo; echo "Figures: $$(ls results/*/figures/*.png | tr '\n' ' ')"; echo "Report:  results/report.html"
 
-test: install  ## unit, integration (real local services) and end-to-end tests, slow ones last
+test: install  ## unit, plugin, integration (real local services), chaos and end-to-end tests, slow ones last
 	.venv/bin/pytest tests/unit snakemake-executor-plugin-kbatch/tests tests/integration tests/chaos tests/e2e
 
 test-unit: install  ## unit tests only (no services; the kbatch plugin's mocked-API tests too)
