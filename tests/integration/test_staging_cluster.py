@@ -60,8 +60,9 @@ def cluster_gateway(sandbox, tmp_path_factory):
                     f"gateway did not start:\n{(state / 'server.log').read_text()}"
                 ) from err
             time.sleep(0.3)
-    saved = {k: os.environ.get(k) for k in gateway_server.env(port)}
-    os.environ.update(gateway_server.env(port))
+    client_env = gateway_server.env(port, state_dir=state)  # with the gateway's password
+    saved = {k: os.environ.get(k) for k in client_env}
+    os.environ.update(client_env)
     yield {"url": url, "port": port}
     for k, v in saved.items():
         if v is None:
@@ -101,10 +102,12 @@ def _gateway_cfg(workers: int) -> dict:
 
 
 def _active_clusters(gw) -> list[str]:
-    from dask_gateway import Gateway
+    from dask_gateway import BasicAuth, Gateway
 
     proxy = os.environ["DASK_GATEWAY__PROXY_ADDRESS"]
-    client = Gateway(gw["url"], proxy_address=proxy, auth="basic")
+    # The password from the env set by the fixture (dask's config was read at import, before).
+    auth = BasicAuth(password=os.environ["DASK_GATEWAY__AUTH__KWARGS__PASSWORD"])
+    client = Gateway(gw["url"], proxy_address=proxy, auth=auth)
     try:
         return [c.name for c in client.list_clusters()]
     finally:
