@@ -38,7 +38,9 @@ def test_unaligned_small_chunks_chunk_2d_coords_like_the_data(daymet_items):
     every reduction then failed "inconsistent chunks along dimension y" (issue 12, hole 6)."""
     tgt = target()
     cfg = {"copy_aligned": False, "chunk_mb": 1}
-    manifest = staging.stage(daymet_items, "daymet-hi", DAYMET_CFG, tgt, cfg, PROVENANCE, log())
+    # A window larger than one data chunk's y/x (the real grid whole would be 1.4 GB to encode).
+    ds_cfg = {**DAYMET_CFG, **DAYMET_SUBSET}
+    manifest = staging.stage(daymet_items, "daymet-hi", ds_cfg, tgt, cfg, PROVENANCE, log())
     per_var = manifest["chunking"]["per_variable"]
     data_chunks = per_var["tmin"]["chunks"]
     dims = manifest["variables"]["tmin"]["dims"]
@@ -166,10 +168,10 @@ def test_reduce_fails_when_the_store_is_wiped_while_read(staged, tmp_path, monke
 
     monkeypatch.setattr(reductions, "run", run_then_wipe)
     out = tmp_path / "out.nc"
-    config = {"target": tgt, "compute": {"backend": "local"}}
     with pytest.raises(SystemExit):  # rule_logging: the one error line, then exit 1
-        steps.run_reduce("daymet-hi", "spatial_mean", config, str(mpath), str(out),
-                         str(tmp_path / "r.log"))  # fmt: skip
+        steps.run_reduce("daymet-hi", "spatial_mean", {"backend": "local"}, tgt, str(mpath),
+                         str(out), str(tmp_path / "r.log"), {"target": tgt},
+                         ds_cfg=DAYMET_CFG)  # fmt: skip
     assert not out.exists()
     assert "while it was being read" in (tmp_path / "r.log").read_text()
 
