@@ -111,7 +111,9 @@ def test_a_budget_below_the_working_set_warns_and_still_gives_the_source_values(
         manifest = staging.stage(items_doc(tiled_source), "tiled", cfg, tgt, staging_cfg,
                                  PROVENANCE, log())  # fmt: skip
     warned = [r.getMessage() for r in caplog.records if "staging.memory_mb=1 " in r.getMessage()]
-    assert len(warned) == 1 and "raise staging.memory_mb" in warned[0]
+    # Two truths at 1 MB (below one chunk in flight; the cache cannot hold a strip), each once.
+    assert warned and len(warned) == len(set(warned)) <= 2
+    assert all("raise staging.memory_mb" in w for w in warned)
     ds = staging.open_staged(manifest, tgt)
     ref = demo_data.daymet_dataset().sel(time=ds.time, y=ds.y, x=ds.x)
     np.testing.assert_array_equal(ds.tmax.values, ref.tmax.values)
