@@ -24,6 +24,10 @@ COMMON = ("pystac-client", "pystac", "planetary-computer", "cql2", "gitpython", 
 COMMON += ("jsonschema", "pillow", "numpy", "xarray", "pyproj", "shapely", "requests", "urllib3")
 STORAGE = ("zarr", "numcodecs", "adlfs", "fsspec", "aiohttp", "aiodns", "azure-storage-blob")
 STORAGE += ("azure-identity", "dask", "pandas")
+# dask.array and xarray import these whenever they are installed (sparse/array backends,
+# numbagg reductions, cftime calendars); a rule env without them would run other code paths
+# than the tests saw, so every env that imports dask.array pins them.
+STORAGE += ("numbagg", "scipy", "cftime")
 RULE_NEEDS: dict[str, tuple[str, ...]] = {
     "discover": COMMON,
     "stage": COMMON + STORAGE + ("odc-stac", "rasterio", "rioxarray", "pyproj"),
