@@ -149,6 +149,13 @@ def _fs_root(tgt):
     return fs, storage.target_url(tgt, "daymet-hi").split("://", 1)[1]
 
 
+def _exists(tgt, key: str) -> bool:
+    """Whether the store holds `key` now (no listing cache)."""
+    fs, root = _fs_root(tgt)
+    fs.invalidate_cache()
+    return fs.exists(f"{root}/{key}")
+
+
 def regions_done(tgt) -> tuple[int, bool]:
     fs, root = _fs_root(tgt)
     try:
@@ -205,11 +212,14 @@ def test_sigkill_during_a_wipe_then_rerun(reference, proxy, tmp_path):
     first = Run(tmp_path, tgt, proxy.port, name="first")
     first.finish()
     old = first.manifest()
-    # Another plan on the same target: it wipes the store first. Killed once the completion
-    # marker is gone (the wipe's first phase), while chunks are still being deleted.
+    # Another plan on the same target: it wipes the store first. Killed once the wipe's first
+    # phase (completion marker, then `.zmetadata`, one after the other) is over, while chunks
+    # are still being deleted. Polling the marker alone could kill between the two deletes,
+    # where the old, still whole store keeps its `.zmetadata` (CI run of session 5).
     other = Run(tmp_path, tgt, proxy.port, {**STAGING, "chunk_mb": 0.1}, name="other")
     other.start()
-    wait_for(lambda: completion_record(old, tgt) is None, other, "wipe")
+    wait_for(lambda: completion_record(old, tgt) is None and not _exists(tgt, ".zmetadata"),
+             other, "wipe")  # fmt: skip
     other.kill()
     with pytest.raises(IncompleteStoreError):
         staging.open_staged(old, tgt)

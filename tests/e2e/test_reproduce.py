@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -238,9 +239,13 @@ def test_reproduce_runs_the_code_of_the_checked_out_commit(recorded, origin, tmp
     only do if the jobs import pcflow from the clone (not from this checkout's install)."""
     steps = origin["path"] / "src" / "pcflow" / "workflow" / "steps.py"
     text = steps.read_text()
-    call = "result = reductions.run(reduction, ds)"
-    assert call in text
-    steps.write_text(text.replace(call, call + " * 2"))
+    # Doubles the computed result right before the reduce step re-checks the store (one line
+    # inserted at the same indent, so the patch survives reformatting of the call above it).
+    anchor = re.search(r"^( +)staging\.check_unchanged\(ds, target\)$", text, re.M)
+    assert anchor, "reduce step no longer re-checks the store: update this test's anchor"
+    indent = anchor.group(1)
+    patched = text.replace(anchor.group(0), f"{indent}result = result * 2\n{anchor.group(0)}", 1)
+    steps.write_text(patched)
     git(origin["path"], "commit", "-q", "-am", "double every reduction")
     doubled = git(origin["path"], "rev-parse", "HEAD")
     git(origin["path"], "revert", "--no-edit", "HEAD")  # later tests see the old code

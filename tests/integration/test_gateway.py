@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from pcflow.sandbox import gateway as gateway_server
+from tests.integration import gateway_helpers
+from tests.integration.gateway_helpers import cluster_pids, running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -56,71 +56,14 @@ VICTIM = textwrap.dedent(
 )
 
 
-def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
-    state = tmp_path_factory.mktemp("gateway")
-    port = _free_port_pair()
-    log = open(state / "server.log", "w")  # noqa: SIM115 (closed in teardown)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pcflow.sandbox.gateway",
-            "--port",
-            str(port),
-            "--state-dir",
-            str(state),
-            "--idle-timeout",
-            "0",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/health", timeout=2)
-            break
-        except OSError as err:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log_text = (state / "server.log").read_text()
-                raise RuntimeError(f"gateway did not start:\n{log_text}") from err
-            time.sleep(0.3)
-    env = {**os.environ, **gateway_server.env(port, state_dir=state)}
-    yield {"url": url, "env": env, "state": state}
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with running_gateway(tmp_path_factory.mktemp("gateway")) as gw:
+        yield {**gw, "env": {**os.environ, **gw["env"]}}
 
 
 def _client(gw, password=None):
-    from dask_gateway import Gateway
-    from dask_gateway.auth import BasicAuth
-
-    password = gw["env"]["DASK_GATEWAY__AUTH__KWARGS__PASSWORD"] if password is None else password
-    return Gateway(
-        gw["url"],
-        proxy_address=gw["env"]["DASK_GATEWAY__PROXY_ADDRESS"],
-        auth=BasicAuth(password=password),
-    )
+    return gateway_helpers.client(gw["url"], gw["env"], password)
 
 
 def test_gateway_requires_the_password(gateway):
@@ -148,21 +91,6 @@ def test_gateway_requires_the_password(gateway):
     assert isinstance(_client(gateway).list_clusters(), list)  # the right password works
 
 
-def _cluster_pids(name: str) -> list[int]:
-    """Live processes started for a gateway cluster (the backend puts its name in their env)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if f"DASK_GATEWAY_CLUSTER_NAME={name}".encode() in environ.split(b"\0"):
-            pids.append(int(entry.name))
-    return pids
-
-
 def _assert_gone(gw, name: str, timeout: float = 40) -> None:
     assert name, "the victim never reported its cluster"
     gateway = _client(gw)
@@ -170,7 +98,7 @@ def _assert_gone(gw, name: str, timeout: float = 40) -> None:
     while True:
         active = [c.name for c in gateway.list_clusters()]
         report = gateway.get_cluster(name)
-        pids = _cluster_pids(name)
+        pids = cluster_pids(name)
         if name not in active and report.status.name in ("STOPPED", "FAILED") and not pids:
             break
         if time.monotonic() > deadline:

@@ -10,17 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from pcflow import staging, storage
-from pcflow.sandbox import gateway as gateway_server
+from tests.integration.gateway_helpers import active_clusters, cluster_pids, running_gateway
 from tests.integration.staging_helpers import (
     DAYMET_CFG,
     DAYMET_SUBSET,
@@ -30,7 +27,6 @@ from tests.integration.staging_helpers import (
     store_objects,
     target,
 )
-from tests.integration.test_gateway import _cluster_pids, _free_port_pair
 
 pytestmark = pytest.mark.integration
 
@@ -40,41 +36,19 @@ SMALL = {"chunk_mb": 0.2, "region_mb": 0.2, "concurrency": 4, "task_mb": 0.2}
 
 @pytest.fixture(scope="module")
 def cluster_gateway(sandbox, tmp_path_factory):
-    state = tmp_path_factory.mktemp("stage-gateway")
-    port = _free_port_pair()
-    out = open(state / "server.log", "w")  # noqa: SIM115 (closed in teardown)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pcflow.sandbox.gateway", "--port", str(port),
-         "--state-dir", str(state), "--idle-timeout", "0", "--log-level", "WARN"],
-        stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ),
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+    """A gateway started after the sandbox (workers inherit its endpoints); its client settings
+    are put in os.environ, where staging's cluster code reads them."""
+    with running_gateway(tmp_path_factory.mktemp("stage-gateway"), "--log-level", "WARN") as gw:
+        saved = {k: os.environ.get(k) for k in gw["env"]}
+        os.environ.update(gw["env"])
         try:
-            urllib.request.urlopen(f"{url}/api/health", timeout=2)
-            break
-        except OSError as err:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"gateway did not start:\n{(state / 'server.log').read_text()}"
-                ) from err
-            time.sleep(0.3)
-    client_env = gateway_server.env(port, state_dir=state)  # with the gateway's password
-    saved = {k: os.environ.get(k) for k in client_env}
-    os.environ.update(client_env)
-    yield {"url": url, "port": port}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    out.close()
+            yield gw
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
@@ -102,16 +76,7 @@ def _gateway_cfg(workers: int) -> dict:
 
 
 def _active_clusters(gw) -> list[str]:
-    from dask_gateway import BasicAuth, Gateway
-
-    proxy = os.environ["DASK_GATEWAY__PROXY_ADDRESS"]
-    # The password from the env set by the fixture (dask's config was read at import, before).
-    auth = BasicAuth(password=os.environ["DASK_GATEWAY__AUTH__KWARGS__PASSWORD"])
-    client = Gateway(gw["url"], proxy_address=proxy, auth=auth)
-    try:
-        return [c.name for c in client.list_clusters()]
-    finally:
-        client.close()
+    return active_clusters(gw["url"], gw["env"])
 
 
 def _no_cluster_left(gw, timeout: float = 60) -> None:
@@ -162,7 +127,7 @@ def test_two_gateway_workers_stage_the_same_bytes_as_local(
 
 def _worker_pids(name: str) -> list[int]:
     pids = []
-    for pid in _cluster_pids(name):
+    for pid in cluster_pids(name):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
