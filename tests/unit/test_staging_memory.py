@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pcflow.staging import core, memory
+from pcflow.staging import chunk_io, memory
 from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.plan import VarPlan
 from pcflow.staging.zarr_source import ChunkCache
@@ -74,7 +74,7 @@ def _stage_sizes(memory_mb, caplog):
     cfg = {"memory_mb": memory_mb, "concurrency": 8, "threads": 2}
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        n = core._bounded_concurrency(
+        n = chunk_io.bounded_concurrency(
             cfg, {"tmax": plan}, {"tmax": tgt}, raw, {"tmax"}, logging.getLogger("t")
         )
     text = "\n".join(r.getMessage() for r in caplog.records)
