@@ -38,8 +38,6 @@ SECRET_ENV_HINTS = (
 SECRET_QUERY = {"subscription-key", "subscription_key", "sig", "token", "access_token", "code"}
 # Free-form mappings whose keys are data (STAC properties, CQL2), not settings.
 FREE_FORM = {"query", "filter"}
-# A size guard: a bbox bigger than this (square degrees) is refused unless raised on purpose.
-MAX_AREA_DEG2 = 400.0
 PREFIX_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 
@@ -61,12 +59,20 @@ def load_schema(path: Path | None = None) -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-def defaults(section: str) -> dict[str, Any]:
-    """The schema's defaults for one top-level section (e.g. "staging"): the one place they live.
+def defaults(section: str, *path: str) -> dict[str, Any]:
+    """The schema's defaults for one section (e.g. "staging", or "staging", "rates" for a nested
+    one): the one place they live.
 
     For code that takes a section without the validated config around it (library use, bench)."""
-    props = load_schema()["properties"][section].get("properties", {})
+    node = load_schema()["properties"][section]
+    for key in path:
+        node = node["properties"][key]
+    props = node.get("properties", {})
     return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+
+
+# A size guard: a bbox bigger than this (square degrees) is refused unless raised on purpose.
+MAX_AREA_DEG2 = float(defaults("staging")["max_area_deg2"])
 
 
 def _field(path: Any) -> str:

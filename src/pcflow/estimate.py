@@ -47,7 +47,7 @@ def _target_layout(
     name: str, dims: Sequence[str], shape: Sequence[int], size: int, staging: Mapping[str, Any]
 ) -> tuple[int, int]:
     """(target chunks, regions) for one variable: staging's own planner when it is there."""
-    staging = {**config_defaults("staging"), **staging}  # the schema's, under what is given
+    staging = _staging(staging)
     chunk_mb = float(staging["chunk_mb"])
     nbytes = math.prod(shape) * size
     try:
@@ -392,19 +392,12 @@ if __name__ == "__main__":
 
 # -- how long and how much memory: the time model ------------------------------------------------
 
-# Per-worker rates of a staging worker (2 cores, 8 requests in flight); override with
-# staging.rates. codec: bench/staging.py's subset costs ~1 client CPU-second per 143 MB decoded
-# + encoded (HTTP, TLS and MD5 included), so one core's worth; read/write: an assumption for an
-# Azure VM in the data's region (the sandbox's Azurite shares the client's cores and caps these
-# at 19-30 MB/s there). docs/staging.md "The plan's time model".
-DEFAULT_RATES = {
-    "read_MBps": 80.0,  # source bytes downloaded per second (uncompressed equivalent)
-    "write_MBps": 80.0,  # target bytes uploaded per second (uncompressed equivalent)
-    "codec_MBps": 140.0,  # bytes decoded + re-encoded (+ MD5) per second, re-encoded arrays
-    "request_ms": 15.0,  # latency of one request, overlapped `concurrency` ways
-    "fixed_s": 10.0,  # driver: open, template, consolidate, verify (not parallel)
-}
-DEFAULT_PLAN_WORKERS = (1, 4, 16)
+
+def _staging(staging: Mapping[str, Any]) -> dict[str, Any]:
+    """The staging section over the schema's defaults (schema.yaml is where they live)."""
+    out = {**config_defaults("staging"), **staging}
+    out["rates"] = {**config_defaults("staging", "rates"), **(staging.get("rates") or {})}
+    return out
 
 
 def _layout(
@@ -420,8 +413,9 @@ def _layout(
     """One variable's target chunking and copy/encode mode, as staging would decide it."""
     from pcflow.staging import plan as staging_plan
 
+    staging = _staging(staging)
     starts = [window.get(d, (n, 0))[1] for d, n in zip(dims, src_shape, strict=True)]
-    aligned = bool(staging.get("copy_aligned", True)) and all(
+    aligned = bool(staging["copy_aligned"]) and all(
         staging_plan.aligned(i0, i0 + n, full, c)
         for i0, n, full, c in zip(starts, shape, src_shape, src_chunks, strict=False)
     )
@@ -429,22 +423,21 @@ def _layout(
         chunks = tuple(min(c, n) for c, n in zip(src_chunks, shape, strict=False))
     else:
         chunks = staging_plan.plan_chunks(
-            tuple(dims), tuple(shape), size, float(staging.get("chunk_mb", 100)),
-            bool(staging.get("time_series_chunks", True)),
+            tuple(dims), tuple(shape), size, float(staging["chunk_mb"]),
+            bool(staging["time_series_chunks"]),
         )  # fmt: skip
     offset = tuple(starts)
     held = 0
     if not aligned:
         held = staging_plan.strip_working_set(tuple(shape), chunks, offset, tuple(src_chunks))
-    from pcflow.staging import distributed
 
     chunk_bytes = math.prod(chunks) * size
     nchunks = math.prod(math.ceil(n / c) for n, c in zip(shape, chunks, strict=False))
     # Regions and tasks exactly as staging groups them (plan.regions_for, distributed.batches).
-    region_mb = float(staging.get("region_mb", staging_plan.DEFAULT_REGION_MB))
+    region_mb = float(staging["region_mb"])
     per_region = max(1, int(region_mb * 1e6 // max(chunk_bytes, 1)))
     regions = math.ceil(nchunks / per_region)
-    task_mb = float(staging.get("task_mb", distributed.DEFAULT_TASK_MB))
+    task_mb = float(staging["task_mb"])
     per_task = max(1, int(task_mb * 1e6 // max(per_region * chunk_bytes, 1)))
     # Without a cache, each target chunk reads every source chunk it overlaps (upper bound).
     per_chunk_src = math.prod(
@@ -470,14 +463,15 @@ def _memory_fit(layouts: Sequence[Mapping[str, Any]], staging: Mapping[str, Any]
     """staging.memory.fit for these arrays (what one staging worker will hold)."""
     from pcflow.staging import memory
 
+    staging = _staging(staging)
     costs = [
         memory.VarCost(lay["mode"], lay["chunk_bytes"], lay["source_chunk_bytes"]
                        if lay["mode"] == "encode" else 0, lay["working_set_bytes"])
         for lay in layouts
     ]  # fmt: skip
     return memory.fit(
-        float(staging.get("memory_mb", 1024)), int(staging.get("concurrency", 8)),
-        int(staging.get("threads") or 2), costs,
+        float(staging["memory_mb"]), int(staging["concurrency"]),
+        int(staging.get("threads") or 2), costs,  # threads: the rule's; a 2-core worker here
     )  # fmt: skip
 
 
@@ -493,7 +487,8 @@ def time_model(est: Mapping[str, Any], staging: Mapping[str, Any]) -> dict[str, 
     """
     from pcflow.staging import memory
 
-    rates = {**DEFAULT_RATES, **(staging.get("rates") or {})}
+    staging = _staging(staging)
+    rates = staging["rates"]
     layouts = est.get("layouts") or []
     read, write = float(est.get("bytes_read") or 0), float(est.get("bytes_write") or 0)
     fitted = _memory_fit(layouts, staging)
@@ -517,16 +512,16 @@ def time_model(est: Mapping[str, Any], staging: Mapping[str, Any]) -> dict[str, 
         keys = ("source_chunks", "target_chunks", "regions")
         requests = sum(int(est.get(k) or 0) for k in keys)
         tasks = max(1, int(est.get("regions") or 1))
-    concurrency = int(staging.get("concurrency", 8))
+    concurrency = int(staging["concurrency"])
     transfer_s = read / 1e6 / rates["read_MBps"] + write / 1e6 / rates["write_MBps"]
     codec_s = (encode_in + encode_out) / 1e6 / rates["codec_MBps"]
     request_s = requests * rates["request_ms"] / 1e3 / max(1, concurrency)
     work_s = max(transfer_s, codec_s) + request_s
-    workers = list(staging.get("plan_workers") or DEFAULT_PLAN_WORKERS)
+    workers = list(staging["plan_workers"])
     if staging.get("cluster_workers") and int(staging["cluster_workers"]) not in workers:
         workers.append(int(staging["cluster_workers"]))
     wall = {n: rates["fixed_s"] + work_s / min(n, tasks) for n in sorted(workers)}
-    memory_mb = float(staging.get("memory_mb", 1024))
+    memory_mb = float(staging["memory_mb"])
     warnings = []
     if fitted.over_budget:
         warnings.append(

@@ -15,8 +15,12 @@ def _schema_staging_defaults() -> dict:
     return {k: v["default"] for k, v in props.items() if "default" in v}
 
 
+# Keys only the plan's time model reads (pcflow plan), not staging itself.
+PLAN_ONLY = {"plan_workers", "rates"}
+
+
 def test_staging_settings_default_to_the_schema():
-    expected = _schema_staging_defaults()
+    expected = {k: v for k, v in _schema_staging_defaults().items() if k not in PLAN_ONLY}
     assert expected  # the schema does define staging defaults
     settings = core._settings({})
     assert {k: settings[k] for k in expected} == expected
@@ -35,6 +39,27 @@ def test_plan_layout_defaults_to_the_schema():
     assert estimate._target_layout("tmax", dims, shape, 4, {}) == explicit
 
 
+def _schema_rates_defaults() -> dict:
+    schema = yaml.safe_load((paths.PACKAGE_DIR / "schema.yaml").read_text())
+    props = schema["properties"]["staging"]["properties"]["rates"]["properties"]
+    return {k: v["default"] for k, v in props.items()}
+
+
+def test_time_model_rates_and_workers_default_to_the_schema():
+    rates = _schema_rates_defaults()
+    props = {"plan_workers": {"default": _schema_staging_defaults()["plan_workers"]}}
+    assert set(rates) == {"read_MBps", "write_MBps", "codec_MBps", "request_ms", "fixed_s"}
+    est = {"bytes_read": 1e9, "bytes_write": 1e9, "regions": 4, "source_chunks": 10}
+    tm = estimate.time_model(est, {})
+    assert tm["rates"] == rates
+    assert sorted(int(n) for n in tm["wall_s"]) == props["plan_workers"]["default"]
+    # A partial override keeps the other defaults.
+    assert estimate.time_model(est, {"rates": {"read_MBps": 5}})["rates"] == {
+        **rates,
+        "read_MBps": 5,
+    }
+
+
 def test_validation_fills_the_schema_defaults():
     validated = config.validate(
         {
@@ -51,4 +76,6 @@ def test_validation_fills_the_schema_defaults():
             },
         }
     )
-    assert validated["staging"] == _schema_staging_defaults()
+    expected = _schema_staging_defaults()
+    expected["rates"] = _schema_rates_defaults()  # nested defaults are filled too
+    assert validated["staging"] == expected

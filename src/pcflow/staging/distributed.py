@@ -29,6 +29,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pcflow import storage
+from pcflow.config import defaults as config_defaults
 from pcflow.staging import plan as planmod
 from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.plan import Region, VarPlan
@@ -36,7 +37,8 @@ from pcflow.staging.retry import StagingError
 
 TARGET_SAS_HOURS = 2.0  # life of a target SAS handed to workers
 RESIGN_MARGIN_S = 1800  # a task is never submitted with a SAS that has less than this left
-DEFAULT_TASK_MB = 1024.0  # target bytes (uncompressed) per task: a few regions
+# Target bytes (uncompressed) per task, a few regions: the schema default (schema.yaml).
+DEFAULT_TASK_MB = float(config_defaults("staging")["task_mb"])
 TASK_RETRIES = 3
 SAS_PERMISSIONS = "racwdl"  # read, add, create, write, delete, list: one container only
 
