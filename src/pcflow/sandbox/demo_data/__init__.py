@@ -32,7 +32,7 @@ import pandas as pd
 import xarray as xr
 
 SEED = 20200605
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 # -- Daymet-like Zarr ---------------------------------------------------------------------------
 
