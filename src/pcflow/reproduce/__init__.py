@@ -203,7 +203,3 @@ def cli_run(args: argparse.Namespace) -> int:
     except (ReproduceError, ConfigError) as err:  # a bad --configfile is named before any run
         print(f"pcflow reproduce: error: {err}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
