@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from pcflow.paths import REPO_ROOT
 from pcflow.sandbox.demo_data.daymet import (
     DAYMET_CHUNKS,
     DAYMET_NX,
@@ -21,21 +22,14 @@ from pcflow.sandbox.demo_data.daymet import (
     daymet_time,
 )
 
-REPO = Path(__file__).resolve().parents[4]
-
-
 DAYMET_ACCOUNT = "daymeteuwest"
 DAYMET_CONTAINER = "daymet-zarr"
 DAYMET_PATH = "daily/hi.zarr"
 DAYMET_COLLECTION = "daymet-daily-hi"
-
-
 DAYMET_FILL = np.float32(-9999.0)
 DAYMET_ZARR_FORMAT = 2  # MPC's Daymet stores are Zarr v2 with consolidated metadata
-
-
 # MPC's collection JSON (planetary-computer-tasks), the template of the demo catalog entry.
-MPC_DAYMET_TEMPLATE = REPO / "tests/fixtures/mpc/daymet-daily-hi.collection-template.json"
+MPC_DAYMET_TEMPLATE = REPO_ROOT / "tests/fixtures/mpc/daymet-daily-hi.collection-template.json"
 # Present in MPC's store, absent from the demo store: left out of the demo's cube:variables.
 MPC_ONLY_VARIABLES = ("vp", "swe", "dayl", "srad", "time_bnds")
 
