@@ -76,7 +76,6 @@ __all__ = [
 
 log = logging.getLogger("pcflow.reductions")
 
-
 # Reductions that take `incomplete` (periods: years, seasons, months).
 _TAKES_INCOMPLETE = {"annual", "seasonal", "anomaly"}
 

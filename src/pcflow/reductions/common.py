@@ -14,8 +14,6 @@ SPATIAL_DIMS = (("y", "x"), ("lat", "lon"), ("latitude", "longitude"))
 GEOGRAPHIC_DIMS = {("lat", "lon"), ("latitude", "longitude")}
 FREQS = ("dayofyear", "month")
 STATS = ("mean", "min", "max", "sum")
-
-
 PRECIP_NAMES = {"prcp", "pr", "precip", "precipitation", "tp", "ppt"}
 
 

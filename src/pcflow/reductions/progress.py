@@ -12,7 +12,6 @@ import xarray as xr
 
 log = logging.getLogger("pcflow.reductions")
 
-
 PROGRESS_INTERVAL = 10.0  # seconds between progress lines in the rule log
 
 

@@ -19,11 +19,8 @@ DAYMET_NY, DAYMET_NX = 584, 284
 DAYMET_X0 = -5802250.0
 DAYMET_Y0 = -39000.0
 DAYMET_CHUNKS = (365, DAYMET_NY, DAYMET_NX)
-
-
 # MPC's collection extent for Hawaii.
 DAYMET_BBOX = [-160.3056, 17.9539, -154.772, 23.5186]
-
 
 LCC_ATTRS: dict[str, Any] = {
     "grid_mapping_name": "lambert_conformal_conic",
