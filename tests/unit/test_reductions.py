@@ -260,7 +260,8 @@ def test_progress_is_logged_on_a_distributed_cluster(caplog, monkeypatch):
 
     from pcflow import compute as compute_mod
 
-    monkeypatch.setattr(reductions, "PROGRESS_INTERVAL", 0.3)
+    # The interval lives with compute(), in reductions.progress.
+    monkeypatch.setattr(reductions.progress, "PROGRESS_INTERVAL", 0.3)
     caplog.set_level(logging.INFO, logger="pcflow")
     ds = daymet_like(years=(2019, 2020), ny=4, nx=3, chunk_days=30)
     slow = ds.map_blocks(lambda b: (time.sleep(0.1), b)[1], template=ds)

@@ -308,3 +308,15 @@ def test_reproduce_asks_on_a_terminal(tmp_path, nc_pair, no_clone, monkeypatch, 
     with pytest.raises(expected):
         rp.run(_args(str(nc), "--workdir", str(tmp_path / "w")), out=sys.stderr)
     assert bool(no_clone) == cloned
+
+
+def test_python_m_pcflow_reproduce_runs_the_command(tmp_path):
+    # reproduce is a package: `python -m` needs its __main__ module to reach main().
+    import subprocess
+
+    missing = tmp_path / "missing.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pcflow.reproduce", str(missing)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"pcflow reproduce: error: {missing}: no such file" in proc.stderr

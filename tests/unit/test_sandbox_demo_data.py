@@ -249,3 +249,17 @@ def test_stac_files_list_collections_before_items(tmp_path):
 def test_generator_hash_tracks_the_generator_source():
     assert seed.generator_hash() == seed.generator_hash()
     assert len(seed.generator_hash()) == 64
+
+
+@pytest.mark.parametrize("module", ["daymet", "daymet_store", "s2_scenes", "s2_stac", "common"])
+def test_generator_hash_changes_with_every_generator_module(module, monkeypatch):
+    # The generators live in demo_data's submodules: an edit to any of them must re-seed.
+    import importlib
+
+    path = Path(importlib.import_module(f"pcflow.sandbox.demo_data.{module}").__file__)
+    before = seed.generator_hash()
+    real = Path.read_bytes
+    monkeypatch.setattr(
+        Path, "read_bytes", lambda self: real(self) + (b"# edit" if self == path else b"")
+    )
+    assert seed.generator_hash() != before

@@ -1,7 +1,7 @@
 """Put the demo data where MPC would have it: blobs in Azurite, JSON for the STAC API.
 
 Uploads happen only when needed: each seeded container holds a marker blob recording a hash
-of the generator (demo_data.py's source + library versions) and the sha256 of every file. A
+of the generator (the demo_data package's source + library versions) and the sha256 of every file. A
 later `up` whose generator hash matches the marker skips generation and upload entirely.
 """
 
@@ -63,7 +63,10 @@ def generator_hash() -> str:
     """Changes whenever the demo data could change: generator source or encoder versions."""
     from importlib.metadata import version
 
-    h = hashlib.sha256(Path(demo_data.__file__).read_bytes())
+    h = hashlib.sha256()
+    # Every module of the demo_data package: the generators live in its submodules.
+    for source in sorted(Path(demo_data.__file__).parent.glob("*.py")):
+        h.update(f"{source.name}:".encode() + source.read_bytes())
     h.update(demo_data.MPC_DAYMET_TEMPLATE.read_bytes())  # the catalog entry's template
     # Versions from package metadata (no imports: keeps a warm `up` fast). rasterio wheels
     # bundle GDAL, so rasterio's version stands for the GDAL that writes the COGs.

@@ -1,0 +1,160 @@
+"""Reductions to time series of the spatial mean: the series itself, its climatology (or the
+climatology of the whole field) and its anomalies."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from pcflow.reductions.common import (
+    FREQS,
+    _append_cell_method,
+    _carry_attrs,
+    _check_choice,
+    _drop_spatial_coords,
+    area_weights,
+    gridded_vars,
+    spatial_dims,
+)
+from pcflow.reductions.periods import _completeness
+from pcflow.reductions.progress import compute
+from pcflow.reductions.registry import register
+
+
+@register("spatial_mean")
+def spatial_mean(ds: xr.Dataset) -> xr.Dataset:
+    """Time series of the spatial mean of every gridded variable over (y, x), NaN-aware.
+
+    Accumulates in float64 (float32 sums over ~10^6 cells lose digits); cos(lat) weights on
+    lat/lon grids, a plain mean on projected grids.
+    """
+    ydim, xdim = spatial_dims(ds)
+    names = gridded_vars(ds)
+    weights = area_weights(ds)
+    out = {}
+    for name in names:
+        da = ds[name]
+        if weights is None:
+            # dtype= accumulates in float64 without a float64 copy of each chunk.
+            reduced = da.mean((ydim, xdim), skipna=True, dtype="float64")
+        else:
+            reduced = da.astype("float64").weighted(weights).mean((ydim, xdim), skipna=True)
+        reduced.attrs = _append_cell_method(da.attrs, "area: mean")
+        out[name] = _drop_spatial_coords(reduced, ydim, xdim)
+    result = xr.Dataset(out)
+    return _carry_attrs(
+        result, ds, "spatial_mean", weighting="cos(lat)" if weights is not None else "none"
+    )
+
+
+def _series(ds: xr.Dataset) -> xr.Dataset:
+    """Spatial mean series, or the Dataset itself when it is already a series (no grid)."""
+    try:
+        spatial_dims(ds)
+    except ValueError:
+        return ds
+    return spatial_mean(ds)
+
+
+def _group_key(freq: str) -> str:
+    _check_choice("freq", freq, FREQS)
+    return f"time.{freq}"
+
+
+@register("climatology")
+def climatology(ds: xr.Dataset, freq: str = "dayofyear", field: bool = False) -> xr.Dataset:
+    """Climatology by day of year or month (grouped with flox when installed).
+
+    field=False: of the spatial-mean series, with the spread across years for a band:
+    `{var}` (mean), `{var}_std`, `{var}_min`, `{var}_max`, `{var}_p10`, `{var}_p90`.
+    field=True: the mean per group of the whole field ({freq}, y, x), e.g. 12 monthly maps.
+    """
+    key = _group_key(freq)
+    if field:
+        names = gridded_vars(ds)
+        out = {}
+        for name in names:
+            clim = ds[name].groupby(key).mean("time", skipna=True)
+            clim.attrs = _append_cell_method(ds[name].attrs, f"time: mean within years ({freq})")
+            clim.attrs["grid_mapping"] = ds[name].attrs.get("grid_mapping", "")
+            out[name] = clim
+        result = xr.Dataset(out)
+        for gm in {ds[n].attrs.get("grid_mapping") for n in names} - {None, ""}:
+            if gm in ds:
+                result[gm] = ds[gm]
+        return _carry_attrs(result, ds, "climatology", climatology_freq=freq, field="true")
+
+    # The series is small: compute it once, then group in memory.
+    series = compute(_series(ds))
+    grouped = series.groupby(key)
+    stats = {
+        "": grouped.mean("time"),
+        "_std": grouped.std("time"),
+        "_min": grouped.min("time"),
+        "_max": grouped.max("time"),
+        "_p10": grouped.quantile(0.1, dim="time").drop_vars("quantile"),
+        "_p90": grouped.quantile(0.9, dim="time").drop_vars("quantile"),
+    }
+    out = {}
+    for name in series.data_vars:
+        src_attrs = series[name].attrs
+        for suffix, stat in stats.items():
+            da = stat[name]
+            label = {
+                "": "mean",
+                "_std": "standard deviation",
+                "_min": "minimum",
+                "_max": "maximum",
+                "_p10": "10th percentile",
+                "_p90": "90th percentile",
+            }[suffix]
+            method = {
+                "": "mean",
+                "_std": "standard_deviation",
+                "_min": "minimum",
+                "_max": "maximum",
+                "_p10": "percentile",
+                "_p90": "percentile",
+            }[suffix]
+            da.attrs = _append_cell_method(src_attrs, f"time: {method} over years ({freq})")
+            da.attrs["long_name"] = f"{src_attrs.get('long_name', name)} climatology, {label}"
+            out[f"{name}{suffix}"] = da
+    result = xr.Dataset(out)
+    result.attrs["years"] = int(np.unique(series["time"].dt.year).size)
+    return _carry_attrs(
+        result, ds, "climatology", climatology_freq=freq, years=result.attrs["years"]
+    )
+
+
+@register("anomaly")
+def anomaly(ds: xr.Dataset, freq: str = "month", incomplete: str = "drop") -> xr.Dataset:
+    """Anomalies of the spatial-mean series against its own climatology.
+
+    freq="month": monthly means minus the monthly climatology (one value per month: bars).
+    freq="dayofyear": daily values minus the day-of-year climatology (a heat strip).
+    Partial months at the ends are dropped or flagged like annual's years (`incomplete`).
+    """
+    key = _group_key(freq)
+    series = compute(_series(ds))
+    note = None
+    if freq == "month":
+        keep, _, note = _completeness(ds, "month", incomplete)
+        # Monthly means first; resample drops attrs, so copy them back.
+        monthly = series.resample(time="MS").mean()
+        if keep is not None:
+            monthly = monthly.sel(time=keep)
+        for name in series.data_vars:
+            monthly[name].attrs = _append_cell_method(
+                series[name].attrs, "time: mean within months"
+            )
+        series = monthly
+    clim = series.groupby(key).mean("time")
+    anom = series.groupby(key) - clim
+    anom = anom.drop_vars([c for c in anom.coords if c not in ("time",)])
+    for name in series.data_vars:
+        attrs = _append_cell_method(series[name].attrs, f"time: anomaly ({freq} climatology)")
+        attrs["long_name"] = f"{series[name].attrs.get('long_name', name)} anomaly"
+        anom[name].attrs = attrs
+    return _carry_attrs(
+        anom, ds, "anomaly", anomaly_freq=freq, incomplete=incomplete, incomplete_periods=note
+    )
