@@ -526,6 +526,62 @@ def peak_rss(mode: str, name: str, n: int, keep: bool) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def ratios_only(n: int, keep: bool) -> None:
+    """The two client-path figures alone (a minute, not the whole bench): the aligned copy
+    through the client vs the raw upload, and the re-encoding subset vs its I/O floor."""
+    name, _ = make_source(n)
+    warm_up(name, n)
+    run_id = uuid.uuid4().hex[:8]
+    client = run_pcflow(
+        name, full_cfg(), f"bench-{run_id}/aligned-client", {"server_side_copy": False}
+    )
+    n_objects = len(VARS) * YEARS * math.ceil(n / CHUNK_XY) ** 2
+    with Cpu() as raw_cpu:
+        raw_s = raw_upload(client["bytes"], client["bytes"] // n_objects)
+    subset = run_pcflow(name, subset_cfg(n), f"bench-{run_id}/subset", BENCH_STAGING)
+    with Cpu() as floor_cpu:
+        floor_s = io_floor(
+            name, subset["bytes"], stored_bytes(f"bench-{run_id}/subset", name, True)
+        )
+    if not keep:
+        remove_prefix(f"bench-{run_id}")
+    for label, r in (("aligned copy (client)", client), ("subset (re-encode)", subset)):
+        print(f"  {label:22s} {r['bytes'] / 1e6:7.1f} MB {r['seconds']:6.2f} s  CPU s: client "
+              f"{r['cpu_s']:.2f} Azurite {_round(r['server_cpu_s'])}")  # fmt: skip
+        phases = ("open_seconds", "template_seconds", "write_seconds", "verify_seconds")
+        print("    " + ", ".join(f"{k}={r['run'].get(k)}" for k in phases))
+    print(f"  raw upload {raw_s:.2f} s (CPU s: client {raw_cpu.client:.2f} Azurite "
+          f"{_round(raw_cpu.server)}), subset I/O floor {floor_s:.2f} s (CPU s: client "
+          f"{floor_cpu.client:.2f} Azurite {_round(floor_cpu.server)})")  # fmt: skip
+    # Azurite serves requests on one Node.js thread, so when Azurite is the bottleneck each step
+    # takes its Azurite CPU seconds: the ratio of those bounds the figure (the copy makes Azurite
+    # serve a download besides the upload). On a shared machine wall time follows the CPU both
+    # use, so (client + Azurite) CPU of the reference / of the step is the other bound.
+    srv = client["server_cpu_s"], subset["server_cpu_s"], raw_cpu.server, floor_cpu.server
+    bounds = {}
+    if None not in srv:
+        bounds = {
+            "aligned_client_azurite_bound": raw_cpu.server / client["server_cpu_s"],
+            "aligned_client_cpu_bound": (raw_cpu.client + raw_cpu.server)
+            / (client["cpu_s"] + client["server_cpu_s"]),
+            "subset_floor_azurite_bound": floor_cpu.server / subset["server_cpu_s"],
+            "subset_floor_cpu_bound": (floor_cpu.client + floor_cpu.server)
+            / (subset["cpu_s"] + subset["server_cpu_s"]),
+        }
+    print(json.dumps({
+        "subset_floor_ratio": round(floor_s / subset["seconds"], 3),
+        "aligned_client_ratio": round(raw_s / client["seconds"], 3),
+        "subset_s": round(subset["seconds"], 3), "subset_io_floor_s": round(floor_s, 3),
+        "aligned_client_s": round(client["seconds"], 3), "raw_upload_s": round(raw_s, 3),
+        "subset_cpu_s": [_round(subset["cpu_s"]), _round(subset["server_cpu_s"])],
+        "aligned_client_cpu_s": [_round(client["cpu_s"]), _round(client["server_cpu_s"])],
+        "raw_upload_cpu_s": [_round(raw_cpu.client), _round(raw_cpu.server)],
+        "subset_io_floor_cpu_s": [_round(floor_cpu.client), _round(floor_cpu.server)],
+        **{k: round(v, 3) for k, v in bounds.items()},
+        "n": n,
+    }))  # fmt: skip
+
+
 def main() -> None:
     from pcflow.staging import plan
 
@@ -537,6 +593,11 @@ def main() -> None:
         help=f"grid sizes for the peak-RSS runs (sources in {MEM_CHUNK_XY}-cell tiles)",
     )
     parser.add_argument("--keep", action="store_true", help="keep what the runs wrote")
+    parser.add_argument(
+        "--ratios-only",
+        action="store_true",
+        help="quick mode: only subset_floor_ratio and aligned_client_ratio (n = the large size)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--real-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -550,6 +611,9 @@ def main() -> None:
     if "PCFLOW_TARGET_ACCOUNT_NAME" not in os.environ:
         sys.exit('run `eval "$(pcflow sandbox env)"` first (the sandbox must be up)')
     small, large = (int(s) for s in args.sizes.split(","))
+    if args.ratios_only:
+        ratios_only(large, args.keep)
+        return
     mem_small, mem_large = (int(s) for s in args.mem_sizes.split(","))
     run_id = uuid.uuid4().hex[:8]
     print(f"sources: Daymet-shaped float32 (time={365 * YEARS}, y=n, x=n) x {len(VARS)} vars")

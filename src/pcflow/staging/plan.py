@@ -5,6 +5,7 @@ Pure functions over coordinates and sizes, so they can be unit tested without st
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -145,10 +146,28 @@ def dataset_crs(ds: Any) -> Any | None:
                 return pyproj.CRS.from_wkt(attrs["crs_wkt"])
             if "spatial_ref" in attrs:
                 return pyproj.CRS.from_wkt(attrs["spatial_ref"])
-            return pyproj.CRS.from_cf(attrs)
+            return pyproj.CRS.from_json(
+                _cf_crs_json(json.dumps(dict(attrs), sort_keys=True, default=_jsonable))
+            )
         except pyproj.exceptions.CRSError:
             continue
     return None
+
+
+def _jsonable(value: Any) -> Any:
+    """CF attributes may hold numpy scalars/arrays (e.g. standard_parallel)."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+@functools.lru_cache(maxsize=32)
+def _cf_crs_json(attrs_json: str) -> str:
+    """PROJ JSON of a CRS from CF grid-mapping attributes, built once per distinct attributes:
+    CRS.from_cf takes ~0.6 s (it searches PROJ's database for the datum) and staging asks for
+    the dataset's CRS several times (subset window, grid summary, region check), while
+    CRS.from_json of the result takes 0.3 ms and gives the identical CRS."""
+    import pyproj
+
+    return pyproj.CRS.from_cf(json.loads(attrs_json)).to_json()
 
 
 def subset_indexers(ds: Any, bbox: list[float] | None, datetime: str | None) -> dict[str, slice]:

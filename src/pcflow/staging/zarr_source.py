@@ -300,10 +300,17 @@ class ZarrV2Source:
 
     async def get_bytes(self, blob: str) -> bytes | None:
         """A whole source blob (None if absent: Zarr omits all-fill chunks), integrity-checked."""
+        got = await self.get_verified(blob)
+        return None if got is None else got[0]
+
+    async def get_verified(self, blob: str) -> tuple[bytes, str] | None:
+        """A whole source blob and its MD5 (hex), None if absent. The MD5 is hashed once, off the
+        event loop, and checked against the stored one when the blob has it: a copy reuses it
+        instead of hashing the chunk again."""
 
         seen = {"gen": self.auth.generation}
 
-        async def op() -> bytes | None:
+        async def op() -> tuple[bytes, str] | None:
             if self.auth.needs_refresh():
                 await self.auth.refresh(self.auth.generation)
             seen["gen"] = self.auth.generation
@@ -317,12 +324,11 @@ class ZarrV2Source:
             if size is not None and len(data) != size:
                 raise ConnectionError(f"truncated read of {blob}: {len(data)} of {size} bytes")
             # Hashing a chunk takes milliseconds: off the event loop, or every transfer waits.
-            if md5 and await asyncio.get_running_loop().run_in_executor(
-                self.cpu, _md5_digest, data
-            ) != bytes(md5):
+            digest = await asyncio.get_running_loop().run_in_executor(self.cpu, _md5_digest, data)
+            if md5 and digest != bytes(md5):
                 raise ConnectionError(f"MD5 mismatch reading {blob}")
             self.stats["source_bytes"] = self.stats.get("source_bytes", 0) + len(data)
-            return data
+            return data, digest.hex()
 
         async def refresh() -> bool:
             return await self.auth.refresh(seen["gen"])
