@@ -30,6 +30,7 @@ from tests.integration.staging_helpers import (
     DAYMET_CFG,
     DAYMET_SUBSET,
     PROVENANCE,
+    TEST_MEMORY_MB,
     items_doc,
     log,
     store_objects,
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-STAGING = {"chunk_mb": 0.2, "region_mb": 0.2, "concurrency": 2}
+STAGING = {"chunk_mb": 0.2, "region_mb": 0.2, "concurrency": 2, "memory_mb": TEST_MEMORY_MB}
 DATASET = {**DAYMET_CFG, **DAYMET_SUBSET, "reductions": ["spatial_mean"]}
 DEADLINE_S = 300  # every case's runs end within this, or the case fails (2 busy cores)
 

@@ -24,6 +24,11 @@ DAYMET_CFG = {
     "variables": ["tmin", "tmax", "prcp"],
 }
 # Not aligned with anything: a bbox inside the grid and a time range inside year chunks.
+# MPC's Daymet chunks are a year x the whole grid (242 MB decoded). A time-contiguous target
+# chunk across two years needs both years' chunks at once (484 MB per variable): at the
+# default memory_mb 1024 the decoded-source cache is smaller than that and each target chunk
+# decodes its source chunks again (staging warns). The tests give staging room for one strip.
+TEST_MEMORY_MB = 2048
 DAYMET_SUBSET = {"bbox": [-155.6, 19.5, -155.3, 19.8], "datetime": "2019-03-10/2020-07-01"}
 
 RUNNER = """

@@ -22,6 +22,7 @@ from tests.integration.staging_helpers import (
     DAYMET_CFG,
     DAYMET_SUBSET,
     PROVENANCE,
+    TEST_MEMORY_MB,
     items_doc,
     log,
     store_objects,
@@ -31,7 +32,8 @@ from tests.integration.staging_helpers import (
 pytestmark = pytest.mark.integration
 
 # Many small regions (re-encoded subset) so that a worker can be killed between them.
-SMALL = {"chunk_mb": 0.2, "region_mb": 0.2, "concurrency": 4, "task_mb": 0.2}
+SMALL = {"chunk_mb": 0.2, "region_mb": 0.2, "concurrency": 4, "task_mb": 0.2,
+         "memory_mb": TEST_MEMORY_MB}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

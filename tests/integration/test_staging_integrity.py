@@ -16,6 +16,7 @@ from tests.integration.staging_helpers import (
     DAYMET_CFG,
     DAYMET_SUBSET,
     PROVENANCE,
+    TEST_MEMORY_MB,
     items_doc,
     log,
     run_stage_process,
@@ -25,7 +26,7 @@ from tests.integration.staging_helpers import (
 
 pytestmark = pytest.mark.integration
 
-SMALL = {"chunk_mb": 0.2, "region_mb": 0.2, "concurrency": 4}
+SMALL = {"chunk_mb": 0.2, "region_mb": 0.2, "concurrency": 4, "memory_mb": TEST_MEMORY_MB}
 
 
 @pytest.fixture(scope="module")
