@@ -28,7 +28,7 @@ DAYMET_CFG = {
 # chunk across two years needs both years' chunks at once (484 MB per variable): at the
 # default memory_mb 1024 the decoded-source cache is smaller than that and each target chunk
 # decodes its source chunks again (staging warns). The tests give staging room for one strip.
-TEST_MEMORY_MB = 2048
+TEST_MEMORY_MB = 2000  # the workflow caps it at half the stage job's mem_mb (4000)
 DAYMET_SUBSET = {"bbox": [-155.6, 19.5, -155.3, 19.8], "datetime": "2019-03-10/2020-07-01"}
 
 RUNNER = """
