@@ -87,17 +87,19 @@ class Run:
         host = f"127.0.0.1:{proxy_port}/{{account_name}}"
         self.env = {**os.environ, storage.ACCOUNT_HOST_ENV: host}
         self.proc: subprocess.Popen | None = None
-        self.discover()  # Snakemake's discover rule, before any timing or kill
 
     def cmd(self, *extra: str, goal: str = "staged.json") -> list[str]:
         return [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(self.dir),
                 "--configfile", str(self.config), "--cores", "2",
                 f"results/daymet-hi/{goal}", *extra]  # fmt: skip
 
-    def discover(self) -> None:
-        """Only the discover rule (so that a later start reaches staging at once)."""
+    def discover(self) -> Run:
+        """Only the discover rule, so that a later start reaches staging at once (where a case
+        races two runs). Elsewhere each run discovers first: kills wait for observed staging
+        progress, so they land in staging either way."""
         subprocess.run(self.cmd(goal="items.json"), env=self.env, capture_output=True,
                        timeout=DEADLINE_S, check=True)  # fmt: skip
+        return self
 
     def start(self) -> Run:
         self.out = open(self.dir / "snakemake.log", "ab")  # noqa: SIM115 - closed in wait()
@@ -289,7 +291,7 @@ def test_storage_gone_mid_stage_fails_clearly_in_bounded_time(sandbox, reference
 def test_two_concurrent_runs_on_one_target(sandbox, reference, proxy, tmp_path):
     tgt = target()
     # B has discovered already: it reaches its stage step as soon as its Snakemake starts.
-    b = Run(tmp_path, tgt, proxy.port, {**STAGING, "chunk_mb": 0.1}, name="b")
+    b = Run(tmp_path, tgt, proxy.port, {**STAGING, "chunk_mb": 0.1}, name="b").discover()
     # A talks to storage through its own slow proxy (2 s a request) until B is done, so A is
     # still staging, lease held, however long B's start-up takes on busy cores.
     certs = sandbox.state_dir / "certs"

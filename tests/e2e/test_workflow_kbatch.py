@@ -33,6 +33,11 @@ def kbatch_run(sandbox, demo_run, tmp_path_factory):
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     cfg = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     cfg["target"]["prefix"] = "kbatch-e2e"
+    # The Daymet dataset with one reduction: still every rule (discover, stage, reduce, plot,
+    # the run record) as a kbatch job; the whole demo runs locally in test_workflow.py.
+    cfg["datasets"] = {
+        "daymet-hi": {**cfg["datasets"]["daymet-hi"], "reductions": ["spatial_mean"]}
+    }
     (clone / "config" / "kbatch-e2e.yaml").write_text(yaml.safe_dump(cfg))
     proc = subprocess.run(
         ["snakemake", "--profile", "kbatch", "--configfile", "config/kbatch-e2e.yaml"],

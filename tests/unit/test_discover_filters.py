@@ -42,7 +42,9 @@ def test_unknown_query_operator_is_a_clear_error():
 
 def test_unreachable_api_is_one_clear_line():
     # Port 9 on loopback: nothing listens there, so the connection is refused at once.
+    # One retry, short backoff: the message is under test here, not the default retry budget
+    # (which spends ~30 s on a refused port).
     with pytest.raises(DiscoveryError) as info:
-        open_client("http://127.0.0.1:9/api/stac/v1")
+        open_client("http://127.0.0.1:9/api/stac/v1", {"retries": 1, "backoff_s": 0.1})
     assert "unreachable" in str(info.value) and "PCFLOW_STAC_API" in str(info.value)
     assert "\n" not in str(info.value)
