@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import re
@@ -50,13 +51,16 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: Path | None = None) -> dict[str, Any]:
-    """The config schema: pcflow's own (package data), or the one at `path`."""
-    text = (
-        path.read_text()
-        if path
-        else resources.files("pcflow").joinpath(SCHEMA_RESOURCE).read_text()
-    )
-    return yaml.safe_load(text)
+    """The config schema: pcflow's own (package data), or the one at `path` (a fresh copy)."""
+    if path:
+        return yaml.safe_load(path.read_text())
+    return copy.deepcopy(_packaged_schema())
+
+
+@functools.cache
+def _packaged_schema() -> dict[str, Any]:
+    # Parsed once per process: defaults() is asked per variable by the plan and the estimate.
+    return yaml.safe_load(resources.files("pcflow").joinpath(SCHEMA_RESOURCE).read_text())
 
 
 def defaults(section: str, *path: str) -> dict[str, Any]:

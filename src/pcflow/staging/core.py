@@ -20,16 +20,15 @@ from pcflow.config import defaults as config_defaults
 from pcflow.staging import chunk_io, distributed, layout
 from pcflow.staging import plan as planmod
 from pcflow.staging.codec import ArrayMeta
-from pcflow.staging.finalize import COMPLETE, finalize
+from pcflow.staging.finalize import finalize
 from pcflow.staging.lease import StoreLease
 from pcflow.staging.manifest import build_manifest
 from pcflow.staging.plan import Region, VarPlan
 from pcflow.staging.retry import StagingError, retry_async, short_sdk_retries
 from pcflow.staging.source import OpenedSource, open_source
-from pcflow.staging.writer import STATE, StoreWriter
+from pcflow.staging.writer import PLAN, StoreWriter
 
 PROVENANCE_ATTR = "pcflow_provenance"
-ZARR_FORMAT = layout.ZARR_FORMAT
 
 
 def _settings(staging_cfg: dict[str, Any]) -> dict[str, Any]:
@@ -106,10 +105,12 @@ def stage(
         stats["concurrency"] = writer.concurrency
         for s in {id(s): s for s in readers.sources.values() if s is not None}.values():
             s.cpu = writer.cpu
-        done, pending, lost = _pending_regions(writer, plans, metas, cfg["region_mb"], url, log)
+        regions = _regions(plans, metas, cfg["region_mb"])
+        done, pending, lost = _pending_regions(writer, regions, url, log)
         if lost:
             complete = None  # its chunks are being rewritten: the old record was deleted
-        stats["regions_skipped"] = stats["regions_total"] - len(pending)
+        stats["regions_total"] = len(regions)
+        stats["regions_skipped"] = len(regions) - len(pending)
 
         t_write = time.monotonic()
         if pending:
@@ -180,33 +181,35 @@ def _take_store(
     tmpl.attrs.update(attrs)
     log.info("writing template of %s (%d arrays)", url, len(plans))
     try:
-        writer.upload_template(tmpl, encoding, ZARR_FORMAT)
+        writer.upload_template(tmpl, encoding, layout.ZARR_FORMAT)
     except StagingError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise StagingError(
             f"writing the template of {url} failed: {type(exc).__name__}: {exc}"
         ) from exc
-    writer.write_json(f"{STATE}/plan.json", {"fingerprint": fp, "plan": data_plan})
+    writer.write_json(PLAN, {"fingerprint": fp, "plan": data_plan})
     return None
 
 
+def _regions(
+    plans: dict[str, VarPlan], metas: dict[str, ArrayMeta], region_mb: float
+) -> list[Region]:
+    """Every region of every planned array (markers are written per region)."""
+    regions: list[Region] = []
+    for n in plans:
+        regions += planmod.regions_for(n, metas[n].nchunks, metas[n].chunk_nbytes, region_mb)
+    return regions
+
+
 def _pending_regions(
-    writer: StoreWriter,
-    plans: dict[str, VarPlan],
-    metas: dict[str, ArrayMeta],
-    region_mb: float,
-    url: str,
-    log: logging.Logger,
+    writer: StoreWriter, regions: list[Region], url: str, log: logging.Logger
 ) -> tuple[dict[str, dict[str, Any]], list[Region], list[str]]:
     """(markers of finished regions, regions still to write, finished regions found lost).
 
     A finished region some of whose chunks are gone (an interrupted wipe, a deletion under the
     store) is written again, and the completion record is deleted first.
     """
-    regions: list[Region] = []
-    for n in plans:
-        regions += planmod.regions_for(n, metas[n].nchunks, metas[n].chunk_nbytes, region_mb)
     done = writer.done_regions()
     lost = _regions_with_missing_chunks(done, writer.chunk_keys()) if done else []
     if lost:
@@ -214,11 +217,10 @@ def _pending_regions(
             "%s: %d finished regions lack chunks (e.g. %s): rewriting them",
             url, len(lost), lost[0],
         )  # fmt: skip
-        writer.sync(writer.blobs.delete, writer.blob(COMPLETE))
+        writer.drop_completion()
         for rid in lost:
             del done[rid]
     pending = [r for r in regions if r.id not in done]
-    writer.stats["regions_total"] = len(regions)
     log.info(
         "%s: %d regions, %d already done, %d to write",
         url, len(regions), len(regions) - len(pending), len(pending),

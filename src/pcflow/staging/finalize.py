@@ -14,9 +14,7 @@ from pcflow.staging.plan import VarPlan
 from pcflow.staging.retry import StagingError
 from pcflow.staging.source import OpenedSource
 from pcflow.staging.verify import array_checksum, chunk_md5s, verify_store
-from pcflow.staging.writer import FORMAT, STATE, StoreWriter
-
-COMPLETE = f"{STATE}/complete.json"
+from pcflow.staging.writer import COMPLETE, FORMAT, PLAN, StoreWriter
 
 
 def finalize(
@@ -43,7 +41,7 @@ def finalize(
     zattrs = writer.read_json(".zattrs") or {}
     if zattrs != json.loads(json.dumps(attrs, default=str)):
         if complete:
-            writer.sync(writer.blobs.delete, writer.blob(COMPLETE))
+            writer.drop_completion()
             complete = None
         writer.write_json(".zattrs", attrs)
     zmeta = writer.consolidated(list(plans) + src.index_names)
@@ -58,7 +56,7 @@ def finalize(
         log.info("%s is complete already: nothing written", url)
     else:
         if complete:
-            writer.sync(writer.blobs.delete, writer.blob(COMPLETE))
+            writer.drop_completion()
         writer.write_json(".zmetadata", zmeta)
         expected_coords = {d: src.sub[d].values for d in src.index_names}
         verified = verify_store(
@@ -96,7 +94,7 @@ def finalize(
 
 def _check_stored_plan(writer: StoreWriter, fp: str, url: str) -> None:
     """The store's plan is still this run's (the manifest must never describe another's)."""
-    stored = writer.read_json(f"{STATE}/plan.json") or {}
+    stored = writer.read_json(PLAN) or {}
     if stored.get("fingerprint") != fp:
         raise StagingError(
             f"{url} now holds another plan ({str(stored.get('fingerprint'))[:12]} != "

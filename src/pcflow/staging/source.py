@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import xarray as xr
@@ -27,10 +27,11 @@ class OpenedSource:
     source_id: dict[str, Any]
     raw: ZarrV2Source | None = None
     auth: SourceAuth | None = None
-    index_names: list[str] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.index_names = [d for d in self.sub.dims if d in self.sub.indexes]
+    @property
+    def index_names(self) -> list[str]:
+        """The subset's dimensions with an index (the coordinates staged in full)."""
+        return [d for d in self.sub.dims if d in self.sub.indexes]
 
 
 def open_source(

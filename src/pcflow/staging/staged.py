@@ -14,7 +14,7 @@ from zarr.storage import FsspecStore, WrapperStore
 from pcflow import storage
 from pcflow.staging.codec import ArrayMeta
 from pcflow.staging.retry import StagingError, blob_service_client, retry_async
-from pcflow.staging.writer import STATE
+from pcflow.staging.writer import COMPLETE, STATE
 
 
 class IncompleteStoreError(StagingError):
@@ -109,7 +109,7 @@ def _completion(
 
         service = blob_service_client(fs)
         try:
-            bc = service.get_blob_client(container, f"{path}/{STATE}/complete.json")
+            bc = service.get_blob_client(container, f"{path}/{COMPLETE}")
             try:
                 stream = await bc.download_blob()
             except ResourceNotFoundError:

@@ -30,6 +30,8 @@ from pcflow.staging.plan import Region, VarPlan
 from pcflow.staging.retry import StagingError, describe, first_cause, retry_async, retry_sync
 
 STATE = ".pcflow"
+COMPLETE = f"{STATE}/complete.json"  # the completion record: written last, deleted first
+PLAN = f"{STATE}/plan.json"  # the plan's fingerprint: a run with the same one resumes
 FORMAT = "pcflow-staging/1"
 
 
@@ -117,7 +119,7 @@ class StoreWriter:
         else. A bulk delete is concurrent, so an interrupted one could leave the marker and
         `.zmetadata` beside missing chunks: a store that would pass as complete.
         """
-        for key in (f"{STATE}/complete.json", ".zmetadata", f"{STATE}/plan.json"):
+        for key in (COMPLETE, ".zmetadata", PLAN):
             self.sync(self.blobs.delete, self.blob(key))
         paths = self.find(self.root)
         if paths:
@@ -172,7 +174,11 @@ class StoreWriter:
     # -- state ------------------------------------------------------------------------------------
 
     def state(self) -> tuple[dict | None, dict | None]:
-        return self.read_json(f"{STATE}/plan.json"), self.read_json(f"{STATE}/complete.json")
+        return self.read_json(PLAN), self.read_json(COMPLETE)
+
+    def drop_completion(self) -> None:
+        """Delete the completion record: the store no longer counts as complete."""
+        self.sync(self.blobs.delete, self.blob(COMPLETE))
 
     def done_regions(self) -> dict[str, dict[str, Any]]:
         """Markers of finished regions: {region id: marker}."""
