@@ -33,7 +33,7 @@ RULE_NEEDS: dict[str, tuple[str, ...]] = {
     "stage": COMMON + STORAGE + ("odc-stac", "rasterio", "rioxarray", "pyproj"),
     "reduce": COMMON
     + STORAGE
-    + ("distributed", "dask-gateway", "flox", "numbagg", "netcdf4")
+    + ("distributed", "dask-gateway", "flox", "numbagg", "numba", "netcdf4")
     + ("psutil", "odc-stac", "rioxarray", "pyproj"),
     "plot": COMMON + ("matplotlib", "netcdf4", "pandas", "pyproj"),
 }

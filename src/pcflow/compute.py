@@ -39,6 +39,8 @@ from typing import Any
 import dask
 import dask.config
 
+from pcflow import allocator
+
 BACKEND_ENV = "PCFLOW_COMPUTE_BACKEND"
 SECRET_AUTH_KEYS = {"password", "api_token", "token"}
 
@@ -126,7 +128,12 @@ def _local(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     kwargs = local_sizing(config)
-    with dask.config.set({"distributed.worker.daemon": False}):
+    # Decoded chunks are large buffers: keep them for reuse (pcflow.allocator says why), in
+    # this process (thread workers) and in worker processes (set before they start).
+    allocator.reuse_large_buffers()
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **allocator.environment()}
+    settings = {"distributed.worker.daemon": False, "distributed.nanny.pre-spawn-environ": environ}
+    with dask.config.set(settings):
         cluster = LocalCluster(**kwargs)
     client = Client(cluster)
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from pcflow.reductions import kernels
 from pcflow.reductions.common import (
     FREQS,
     _append_cell_method,
@@ -26,7 +27,8 @@ def spatial_mean(ds: xr.Dataset) -> xr.Dataset:
     """Time series of the spatial mean of every gridded variable over (y, x), NaN-aware.
 
     Accumulates in float64 (float32 sums over ~10^6 cells lose digits); cos(lat) weights on
-    lat/lon grids, a plain mean on projected grids.
+    lat/lon grids, a plain mean on projected grids. Float grids without weights go through one
+    fused pass per chunk (`kernels.nanmean_last2`): the mean runs at the read+decode limit.
     """
     ydim, xdim = spatial_dims(ds)
     names = gridded_vars(ds)
@@ -34,8 +36,11 @@ def spatial_mean(ds: xr.Dataset) -> xr.Dataset:
     out = {}
     for name in names:
         da = ds[name]
-        if weights is None:
-            # dtype= accumulates in float64 without a float64 copy of each chunk.
+        if weights is None and da.dtype in kernels.FUSED_DTYPES:
+            reduced = xr.apply_ufunc(
+                kernels.nanmean_last2, da, input_core_dims=[[ydim, xdim]], dask="allowed"
+            )
+        elif weights is None:
             reduced = da.mean((ydim, xdim), skipna=True, dtype="float64")
         else:
             reduced = da.astype("float64").weighted(weights).mean((ydim, xdim), skipna=True)

@@ -91,8 +91,10 @@ def run_reduce(
 ) -> None:
     """Reduce one staged dataset over its bbox/region (`ds_cfg`); partial periods `incomplete`
     ("drop" or "flag"). `run_config` (the run's validated config) only for provenance."""
-    from pcflow import compute, reductions, staging
+    from pcflow import allocator, compute, reductions, staging
     from pcflow import region as regionmod
+
+    allocator.reuse_large_buffers()  # first, before any thread: decoded chunks reuse buffers
 
     ds_cfg = ds_cfg if ds_cfg is not None else run_config["datasets"][dataset]
     with rule_logging(log_path, f"reduce[{dataset}/{reduction}]") as log:

@@ -1,0 +1,89 @@
+"""Fused per-chunk kernels: one pass over a decoded chunk instead of NumPy's several.
+
+A NaN-aware spatial mean through `dask.array.nanmean(dtype="float64")` costs ~half of a chunk's
+decode time: NumPy's nansum copies the chunk to replace NaN, builds masks twice and sums with
+casts (measured 270 ms on a 134 MB Daymet-shaped chunk whose zstd decode takes 580 ms). The
+kernel below reads each value once, accumulating in float64 (21 ms). numbagg's nanmean takes
+28 ms but returns float32 for float32 input, which would round each chunk's partial result.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import dask.array
+import numpy as np
+
+FUSED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+
+
+@functools.cache
+def _nansum_count_kernel() -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    # Compiled on first use (about a second), not at import: most rules never call it.
+    # nogil: two worker threads reduce two chunks at once (a numba gufunc holds the GIL, which
+    # measured 93 ms for two chunks in parallel against 45 ms for one).
+    import numba
+
+    @numba.njit(nogil=True)
+    def kernel(block):  # pragma: no cover - runs compiled
+        total = np.zeros(block.shape[0])
+        count = np.zeros(block.shape[0], np.int64)
+        # One float64 accumulator per column: the inner loop has no dependency between
+        # iterations, so LLVM vectorises it (21 ms per 134 MB chunk, as fast as np.sum, against
+        # 39 ms for one running sum); it also adds in shorter runs, which keeps more digits.
+        acc = np.zeros(block.shape[2])
+        cnt = np.zeros(block.shape[2], np.int64)
+        for k in range(block.shape[0]):
+            acc[:] = 0.0
+            cnt[:] = 0
+            for i in range(block.shape[1]):
+                row = block[k, i]
+                for j in range(row.shape[0]):
+                    v = row[j]
+                    valid = v == v  # False only for NaN
+                    acc[j] += v if valid else 0.0
+                    cnt[j] += valid
+            total[k] = acc.sum()
+            count[k] = cnt.sum()
+        return total, count
+
+    return kernel
+
+
+def nansum_count(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 sum, count) of the non-NaN values over the last two axes, in one pass."""
+    lead = block.shape[:-2]
+    # (t, y, x) chunks as stored go in as they are; other ranks are viewed as 3-D
+    flat = block.reshape((-1, *block.shape[-2:])) if block.ndim != 3 else block
+    total, count = _nansum_count_kernel()(flat)
+    return total.reshape(lead), count.reshape(lead)
+
+
+def _partials(block: np.ndarray) -> np.ndarray:
+    # (..., y, x) -> (..., 1, 1, 2): this chunk's sum and count, kept as float64 to add up.
+    total, count = nansum_count(block)
+    return np.stack([total, count.astype("float64")], axis=-1)[..., None, None, :]
+
+
+def nanmean_last2(array: dask.array.Array | np.ndarray) -> dask.array.Array | np.ndarray:
+    """NaN-aware mean over the last two axes in float64 (NaN where a slice has no value).
+
+    Dask arrays: one fused task per chunk (sum and count), then a sum of the small partials;
+    the chunks along the leading axes are kept.
+    """
+    if not isinstance(array, dask.array.Array):
+        total, count = nansum_count(np.asarray(array))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    lead = array.chunks[:-2]
+    parts = array.map_blocks(
+        _partials,
+        chunks=(*lead, (1,) * len(array.chunks[-2]), (1,) * len(array.chunks[-1]), (2,)),
+        new_axis=array.ndim,
+        dtype="float64",
+        meta=np.array((), dtype="float64"),
+    )
+    sums = parts.sum(axis=(array.ndim - 2, array.ndim - 1))
+    total, count = sums[..., 0], sums[..., 1]
+    return dask.array.where(count > 0, total / dask.array.maximum(count, 1), np.nan)
