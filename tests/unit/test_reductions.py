@@ -377,3 +377,17 @@ def test_partial_months_dropped_from_monthly_anomalies():
 def test_incomplete_choice_is_checked(ds):
     with pytest.raises(ValueError, match="incomplete='keep' is not supported; use one of drop"):
         reductions.run("annual", ds, incomplete="keep")
+
+
+def test_field_climatology_grouping_follows_the_layout(ds):
+    from pcflow.reductions.series import _flox_options
+
+    with xr.set_options(use_flox=True):
+        assert _flox_options(ds["tmax"]) == {"engine": "numbagg", "method": "map-reduce"}
+        # monthly chunks do not hold every group: flox picks the method
+        assert _flox_options(ds["tmax"].chunk(time=31)) == {"engine": "numbagg"}
+        assert _flox_options(ds["tmax"].astype("int32")) == {"method": "map-reduce"}
+        short = ds["tmax"].isel(time=slice(0, 400))  # 365 + a 35-day tail: still whole years
+        assert _flox_options(short)["method"] == "map-reduce"
+    with xr.set_options(use_flox=False):
+        assert _flox_options(ds["tmax"]) == {}  # the kwargs would reach a plain mean

@@ -3,6 +3,8 @@ climatology of the whole field) and its anomalies."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import xarray as xr
 
@@ -66,6 +68,25 @@ def _group_key(freq: str) -> str:
     return f"time.{freq}"
 
 
+def _flox_options(da: xr.DataArray) -> dict[str, str]:
+    """How flox groups a field, chosen by measurement (bench/reduce.py, docs/compute.md).
+
+    numbagg's grouped kernels sum and count each chunk in one pass: on 1-year chunks of
+    Daymet-shaped float32 they beat flox's own engine, NumPy's and xarray without flox on a
+    local and an Azurite store. When every time chunk but the last spans a year, every
+    chunk holds every month and day of year, so "map-reduce" (reduce each chunk, then add the
+    partials) is the right method; otherwise flox chooses. Nothing is passed when xarray
+    will not use flox (its kwargs would reach a plain reduction).
+    """
+    if not xr.get_options()["use_flox"] or importlib.util.find_spec("flox") is None:
+        return {}
+    options = {"engine": "numbagg"} if da.dtype in kernels.FUSED_DTYPES else {}
+    time_chunks = da.chunksizes.get("time") if da.chunks else None
+    if time_chunks and min(time_chunks[:-1] or time_chunks) >= 365:
+        options["method"] = "map-reduce"
+    return options
+
+
 @register("climatology")
 def climatology(ds: xr.Dataset, freq: str = "dayofyear", field: bool = False) -> xr.Dataset:
     """Climatology by day of year or month (grouped with flox when installed).
@@ -79,7 +100,7 @@ def climatology(ds: xr.Dataset, freq: str = "dayofyear", field: bool = False) ->
         names = gridded_vars(ds)
         out = {}
         for name in names:
-            clim = ds[name].groupby(key).mean("time", skipna=True)
+            clim = ds[name].groupby(key).mean("time", skipna=True, **_flox_options(ds[name]))
             clim.attrs = _append_cell_method(ds[name].attrs, f"time: mean within years ({freq})")
             clim.attrs["grid_mapping"] = ds[name].attrs.get("grid_mapping", "")
             out[name] = clim
