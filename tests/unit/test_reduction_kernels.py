@@ -79,3 +79,36 @@ def test_integer_grids_fall_back_to_xarray():
     )
     out = reductions.run("spatial_mean", ds)
     np.testing.assert_allclose(out["n"].values, [5.5, 17.5])
+
+
+class _ClientWithoutPcflow:
+    """A distributed client whose workers (a stock Gateway image) cannot import pcflow."""
+
+    id = "client-without-pcflow"
+
+    def run(self, probe):
+        return {"tcp://w1": False, "tcp://w2": True}
+
+
+def test_workers_without_pcflow_get_xarrays_mean(monkeypatch):
+    import distributed
+
+    monkeypatch.setattr(distributed, "default_client", lambda: _ClientWithoutPcflow())
+    monkeypatch.setattr(kernels, "nanmean_last2", lambda a: pytest.fail("kernel shipped"))
+    data = _field("float32")
+    ds = xr.Dataset(
+        {"t": (("time", "y", "x"), data)},
+        coords={"time": pd.date_range("2020-01-01", periods=7)},
+    ).chunk({"time": 3})
+    out = reductions.spatial_mean(ds).compute(scheduler="sync")
+    np.testing.assert_allclose(out["t"].values, _reference(data), rtol=1e-6)
+
+
+def test_the_worker_probe_runs_on_real_workers():
+    import logging
+
+    from pcflow import compute
+
+    config = {"backend": "local", "threads": 1, "local": {"processes": True}}
+    with compute.cluster(config, logging.getLogger("test")):
+        assert kernels.usable()  # this venv's workers import pcflow and numba

@@ -16,6 +16,32 @@ import dask.array
 import numpy as np
 
 FUSED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
+_WORKERS_CAN_RUN: dict[str, bool] = {}  # per distributed client id
+
+
+def usable() -> bool:
+    """Whether this computation's tasks can run the kernel: always without a distributed
+    client (threads in this process); on one, only if every worker imports pcflow and numba.
+    A Gateway image without pcflow then gets xarray's mean instead of failing its tasks."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return True
+    if client.id not in _WORKERS_CAN_RUN:
+
+        def probe() -> bool:  # a closure: shipped by value, so it runs where pcflow is missing
+            import importlib.util
+
+            return all(importlib.util.find_spec(m) is not None for m in ("pcflow", "numba"))
+
+        try:
+            answers = client.run(probe)
+        except Exception:  # an unanswered probe means "do not rely on it"
+            answers = {}
+        _WORKERS_CAN_RUN[client.id] = bool(answers) and all(answers.values())
+    return _WORKERS_CAN_RUN[client.id]
 
 
 @functools.cache
