@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import dask.array
 import numpy as np
+
+if TYPE_CHECKING:  # the plot rule imports reductions without dask in its env
+    import dask.array
 
 FUSED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
 _WORKERS_CAN_RUN: dict[str, bool] = {}  # per distributed client id
@@ -98,10 +101,12 @@ def nanmean_last2(array: dask.array.Array | np.ndarray) -> dask.array.Array | np
     Dask arrays: one fused task per chunk (sum and count), then a sum of the small partials;
     the chunks along the leading axes are kept.
     """
-    if not isinstance(array, dask.array.Array):
+    if not hasattr(array, "__dask_graph__"):
         total, count = nansum_count(np.asarray(array))
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    import dask.array
+
     lead = array.chunks[:-2]
     parts = array.map_blocks(
         _partials,
