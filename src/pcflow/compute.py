@@ -128,9 +128,8 @@ def _local(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     kwargs = local_sizing(config)
-    # Decoded chunks are large buffers: keep them for reuse (pcflow.allocator says why), in
-    # this process (thread workers) and in worker processes (set before they start).
-    allocator.reuse_large_buffers()
+    # Decoded chunks are large buffers: worker processes keep them for reuse (pcflow.allocator
+    # says why). This process's own setting is the caller's, made before any thread starts.
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **allocator.environment()}
     settings = {"distributed.worker.daemon": False, "distributed.nanny.pre-spawn-environ": environ}
     with dask.config.set(settings):
