@@ -233,7 +233,9 @@ def run_on_cluster(
     with compute.cluster(cluster_cfg, log) as client:
         nthreads = sum(client.nthreads().values()) or 1
         window = max(2, 2 * nthreads)
-        job_future = client.scatter(job, broadcast=True, hash=False)
+        # The job (a few KB) travels inside every task. Scattered data lives only on the
+        # workers present at scatter time: a cluster still scaling up held it on one worker,
+        # and losing that worker cancelled every task ("already forgotten").
         todo: Iterator[list[Region]] = batches(pending, metas, task_mb)
         ac = as_completed()
         submitted = 0
@@ -244,7 +246,7 @@ def run_on_cluster(
             if batch is None:
                 return False
             fut = client.submit(
-                write_regions, job_future, batch, cred.worker_options(),
+                write_regions, job, batch, cred.worker_options(),
                 key=f"pcflow-stage-{batch[0].id.replace('/', '-')}-{submitted}",
                 retries=TASK_RETRIES, pure=False,
             )  # fmt: skip
