@@ -582,6 +582,33 @@ def ratios_only(n: int, keep: bool) -> None:
     }))  # fmt: skip
 
 
+def cluster_only(n: int, keep: bool) -> None:
+    """The subset staged in-process, then with its region writes on 1 and 2 cluster workers
+    (the sandbox's Gateway when its env is exported), with where the cluster runs' time goes."""
+    name, _ = make_source(n)
+    warm_up(name, n)
+    run_id = uuid.uuid4().hex[:8]
+    local = run_pcflow(name, subset_cfg(n), f"bench-{run_id}/subset", BENCH_STAGING)
+    clustered = {w: cluster_stage_s(name, n, w, keep) for w in (1, 2)}
+    if not keep:
+        remove_prefix(f"bench-{run_id}")
+    phases = ("open_seconds", "template_seconds", "write_seconds", "verify_seconds")
+    print(f"  in-process subset {local['seconds']:.1f} s: "
+          + ", ".join(f"{k}={local['run'].get(k)}" for k in phases))  # fmt: skip
+    for w, c in clustered.items():
+        print(f"  cluster ({c['backend']}) {w} worker(s): {c['seconds']:.1f} s, "
+              f"{c['run'].get('cluster_tasks')} tasks: "
+              + ", ".join(f"{k}={c['run'].get(k)}" for k in phases))  # fmt: skip
+    print(json.dumps({
+        "cluster_stage_s_1w": round(clustered[1]["seconds"], 2),
+        "cluster_stage_s_2w": round(clustered[2]["seconds"], 2),
+        "cluster_backend": clustered[1]["backend"],
+        "cluster_same_checksum": clustered[1]["checksum"] == clustered[2]["checksum"],
+        "in_process_stage_s": round(local["seconds"], 2),
+        "n": n,
+    }))  # fmt: skip
+
+
 def main() -> None:
     from pcflow.staging import plan
 
@@ -598,6 +625,11 @@ def main() -> None:
         action="store_true",
         help="quick mode: only subset_floor_ratio and aligned_client_ratio (n = the large size)",
     )
+    parser.add_argument(
+        "--cluster-only",
+        action="store_true",
+        help="quick mode: only cluster_stage_s_1w/_2w, beside the same subset in-process",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--real-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -613,6 +645,9 @@ def main() -> None:
     small, large = (int(s) for s in args.sizes.split(","))
     if args.ratios_only:
         ratios_only(large, args.keep)
+        return
+    if args.cluster_only:
+        cluster_only(large, args.keep)
         return
     mem_small, mem_large = (int(s) for s in args.mem_sizes.split(","))
     run_id = uuid.uuid4().hex[:8]
