@@ -526,6 +526,12 @@ def peak_rss(mode: str, name: str, n: int, keep: bool) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def phase_times(run: dict[str, Any]) -> str:
+    """Where a staging run's time went, from its manifest's `run` record."""
+    phases = ("open_seconds", "template_seconds", "write_seconds", "verify_seconds")
+    return ", ".join(f"{k}={run.get(k)}" for k in phases)
+
+
 def ratios_only(n: int, keep: bool) -> None:
     """The two client-path figures alone (a minute, not the whole bench): the aligned copy
     through the client vs the raw upload, and the re-encoding subset vs its I/O floor."""
@@ -548,8 +554,7 @@ def ratios_only(n: int, keep: bool) -> None:
     for label, r in (("aligned copy (client)", client), ("subset (re-encode)", subset)):
         print(f"  {label:22s} {r['bytes'] / 1e6:7.1f} MB {r['seconds']:6.2f} s  CPU s: client "
               f"{r['cpu_s']:.2f} Azurite {_round(r['server_cpu_s'])}")  # fmt: skip
-        phases = ("open_seconds", "template_seconds", "write_seconds", "verify_seconds")
-        print("    " + ", ".join(f"{k}={r['run'].get(k)}" for k in phases))
+        print("    " + phase_times(r["run"]))
     print(f"  raw upload {raw_s:.2f} s (CPU s: client {raw_cpu.client:.2f} Azurite "
           f"{_round(raw_cpu.server)}), subset I/O floor {floor_s:.2f} s (CPU s: client "
           f"{floor_cpu.client:.2f} Azurite {_round(floor_cpu.server)})")  # fmt: skip
@@ -592,13 +597,10 @@ def cluster_only(n: int, keep: bool) -> None:
     clustered = {w: cluster_stage_s(name, n, w, keep) for w in (1, 2)}
     if not keep:
         remove_prefix(f"bench-{run_id}")
-    phases = ("open_seconds", "template_seconds", "write_seconds", "verify_seconds")
-    print(f"  in-process subset {local['seconds']:.1f} s: "
-          + ", ".join(f"{k}={local['run'].get(k)}" for k in phases))  # fmt: skip
+    print(f"  in-process subset {local['seconds']:.1f} s: {phase_times(local['run'])}")
     for w, c in clustered.items():
         print(f"  cluster ({c['backend']}) {w} worker(s): {c['seconds']:.1f} s, "
-              f"{c['run'].get('cluster_tasks')} tasks: "
-              + ", ".join(f"{k}={c['run'].get(k)}" for k in phases))  # fmt: skip
+              f"{c['run'].get('cluster_tasks')} tasks: {phase_times(c['run'])}")  # fmt: skip
     print(json.dumps({
         "cluster_stage_s_1w": round(clustered[1]["seconds"], 2),
         "cluster_stage_s_2w": round(clustered[2]["seconds"], 2),
