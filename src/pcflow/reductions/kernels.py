@@ -1,10 +1,11 @@
 """Fused per-chunk kernels: one pass over a decoded chunk instead of NumPy's several.
 
-A NaN-aware spatial mean through `dask.array.nanmean(dtype="float64")` costs ~half of a chunk's
-decode time: NumPy's nansum copies the chunk to replace NaN, builds masks twice and sums with
-casts (measured 270 ms on a 134 MB Daymet-shaped chunk whose zstd decode takes 580 ms). The
-kernel below reads each value once, accumulating in float64 (21 ms). numbagg's nanmean takes
-28 ms but returns float32 for float32 input, which would round each chunk's partial result.
+A NaN-aware spatial mean through `dask.array.nanmean(dtype="float64")` costs more than
+decoding the chunk: NumPy's nansum copies it to replace NaN, builds masks twice and sums with
+casts (270 ms on a 134 MB Daymet-shaped chunk whose zstd decode takes 240 ms into reused memory,
+pcflow.allocator; 450-580 ms without). The kernel below reads each value once, accumulating
+in float64 (21 ms). numbagg's nanmean takes 28 ms but returns float32 for float32 input, which
+would round each chunk's partial result.
 """
 
 from __future__ import annotations
