@@ -81,34 +81,60 @@ def test_integer_grids_fall_back_to_xarray():
     np.testing.assert_allclose(out["n"].values, [5.5, 17.5])
 
 
-class _ClientWithoutPcflow:
-    """A distributed client whose workers (a stock Gateway image) cannot import pcflow."""
-
-    id = "client-without-pcflow"
-
-    def run(self, probe):
-        return {"tcp://w1": False, "tcp://w2": True}
-
-
-def test_workers_without_pcflow_get_xarrays_mean(monkeypatch):
-    import distributed
-
-    monkeypatch.setattr(distributed, "default_client", lambda: _ClientWithoutPcflow())
-    monkeypatch.setattr(kernels, "nanmean_last2", lambda a: pytest.fail("kernel shipped"))
-    data = _field("float32")
-    ds = xr.Dataset(
-        {"t": (("time", "y", "x"), data)},
-        coords={"time": pd.date_range("2020-01-01", periods=7)},
-    ).chunk({"time": 3})
-    out = reductions.spatial_mean(ds).compute(scheduler="sync")
-    np.testing.assert_allclose(out["t"].values, _reference(data), rtol=1e-6)
+_WORKER_WITHOUT_PCFLOW = """
+import sys
+sys.modules["pcflow"] = None  # a stock Gateway image: neither pcflow nor numba importable
+sys.modules["numba"] = None
+import pickle
+import numpy as np
+task = pickle.loads(sys.stdin.buffer.read())
+block = np.load(sys.argv[1])
+np.save(sys.argv[2], task(block))
+"""
 
 
-def test_the_worker_probe_runs_on_real_workers():
+def test_the_chunk_task_runs_on_workers_without_pcflow(tmp_path):
+    """The task as distributed ships it, unpickled and run where pcflow cannot be imported:
+    it must arrive by value and fall back to NumPy with the same numbers."""
+    import subprocess
+    import sys
+
+    from distributed.protocol.pickle import dumps
+
+    data = _field("float32", shape=(2, 7, 30, 20))
+    np.save(tmp_path / "block.npy", data)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WORKER_WITHOUT_PCFLOW,
+            tmp_path / "block.npy",
+            tmp_path / "out.npy",
+        ],
+        input=dumps(kernels._chunk_partials()),
+        check=True,
+        timeout=120,
+    )
+    parts = np.load(tmp_path / "out.npy")
+    assert parts.shape == (2, 7, 1, 1, 2)
+    total, count = parts[..., 0, 0, 0], parts[..., 0, 0, 1]
+    np.testing.assert_array_equal(count, (~np.isnan(data)).sum(axis=(-2, -1)))
+    np.testing.assert_allclose(total, np.nansum(data.astype("float64"), axis=(-2, -1)), rtol=1e-12)
+    # the same task where pcflow is importable takes the kernel, with the same numbers
+    np.testing.assert_allclose(kernels._chunk_partials()(data), parts, rtol=1e-12)
+
+
+def test_spatial_mean_on_real_worker_processes():
     import logging
 
     from pcflow import compute
 
+    data = _field("float32")
+    ds = xr.Dataset(
+        {"t": (("time", "y", "x"), data)},
+        coords={"time": pd.date_range("2020-01-01", periods=7)},
+    ).chunk({"time": 3, "x": 7})
     config = {"backend": "local", "threads": 1, "local": {"processes": True}}
     with compute.cluster(config, logging.getLogger("test")):
-        assert kernels.usable()  # this venv's workers import pcflow and numba
+        out = reductions.spatial_mean(ds).compute()
+    np.testing.assert_allclose(out["t"].values, _reference(data), rtol=1e-12, equal_nan=True)

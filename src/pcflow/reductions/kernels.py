@@ -20,32 +20,6 @@ if TYPE_CHECKING:  # the plot rule imports reductions without dask in its env
     import dask.array
 
 FUSED_DTYPES = (np.dtype("float32"), np.dtype("float64"))
-_WORKERS_CAN_RUN: dict[str, bool] = {}  # per distributed client id
-
-
-def usable() -> bool:
-    """Whether this computation's tasks can run the kernel: always without a distributed
-    client (threads in this process); on one, only if every worker imports pcflow and numba.
-    A Gateway image without pcflow then gets xarray's mean instead of failing its tasks."""
-    try:
-        from distributed import default_client
-
-        client = default_client()
-    except (ImportError, ValueError):
-        return True
-    if client.id not in _WORKERS_CAN_RUN:
-
-        def probe() -> bool:  # a closure: shipped by value, so it runs where pcflow is missing
-            import importlib.util
-
-            return all(importlib.util.find_spec(m) is not None for m in ("pcflow", "numba"))
-
-        try:
-            answers = client.run(probe)
-        except Exception:  # an unanswered probe means "do not rely on it"
-            answers = {}
-        _WORKERS_CAN_RUN[client.id] = bool(answers) and all(answers.values())
-    return _WORKERS_CAN_RUN[client.id]
 
 
 @functools.cache
@@ -92,10 +66,34 @@ def nansum_count(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return total.reshape(lead), count.reshape(lead)
 
 
-def _partials(block: np.ndarray) -> np.ndarray:
-    # (..., y, x) -> (..., 1, 1, 2): this chunk's sum and count, kept as float64 to add up.
-    total, count = nansum_count(block)
-    return np.stack([total, count.astype("float64")], axis=-1)[..., None, None, :]
+def _chunk_partials() -> Callable[[np.ndarray], np.ndarray]:
+    """The per-chunk task: (..., y, x) -> (..., 1, 1, 2), this chunk's float64 sum and count.
+
+    Built as a closure so distributed ships it by value: a worker that cannot import pcflow or
+    numba (a stock Gateway image) runs NumPy's float64 sums instead of failing the task. Every
+    worker decides for itself, when the task runs, so a cluster that is still empty (adaptive)
+    when the graph is built loses nothing.
+    """
+
+    def partials(block):
+        import numpy as np
+
+        try:
+            from pcflow.reductions.kernels import nansum_count
+
+            total, count = nansum_count(block)
+        except ImportError:  # no pcflow or no numba on this worker: slower, same numbers
+            total = np.nansum(block, axis=(-2, -1), dtype="float64")
+            count = np.count_nonzero(block == block, axis=(-2, -1))  # NaN != NaN
+        return np.stack([total, count.astype("float64")], axis=-1)[..., None, None, :]
+
+    return partials
+
+
+def _mean(total, count):
+    # NumPy's where/maximum dispatch to dask for dask inputs: one expression for both.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def nanmean_last2(array: dask.array.Array | np.ndarray) -> dask.array.Array | np.ndarray:
@@ -105,19 +103,14 @@ def nanmean_last2(array: dask.array.Array | np.ndarray) -> dask.array.Array | np
     the chunks along the leading axes are kept.
     """
     if not hasattr(array, "__dask_graph__"):
-        total, count = nansum_count(np.asarray(array))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    import dask.array
-
+        return _mean(*nansum_count(np.asarray(array)))
     lead = array.chunks[:-2]
     parts = array.map_blocks(
-        _partials,
+        _chunk_partials(),
         chunks=(*lead, (1,) * len(array.chunks[-2]), (1,) * len(array.chunks[-1]), (2,)),
         new_axis=array.ndim,
         dtype="float64",
         meta=np.array((), dtype="float64"),
     )
     sums = parts.sum(axis=(array.ndim - 2, array.ndim - 1))
-    total, count = sums[..., 0], sums[..., 1]
-    return dask.array.where(count > 0, total / dask.array.maximum(count, 1), np.nan)
+    return _mean(sums[..., 0], sums[..., 1])
