@@ -69,7 +69,7 @@ bench: sandbox-up  ## benchmarks (print their figures; last line is JSON)
 
 lock: $(UV)  ## re-resolve envs/requirements.lock from envs/requirements.in
 	$(UV) pip compile -q --python-version 3.11 --prerelease=if-necessary --generate-hashes \
-		envs/requirements.in -o envs/requirements.lock
+		--override envs/overrides.txt envs/requirements.in -o envs/requirements.lock
 
 clean:  ## remove local results and logs (not the staged data)
 	rm -rf results logs .snakemake
