@@ -22,6 +22,9 @@ PYTHON = "3.11"  # the lock's --python-version (the Dockerfile checks the image'
 # What every rule's script imports: pcflow.workflow.steps (discovery, provenance, logs).
 COMMON = ("pystac-client", "pystac", "planetary-computer", "cql2", "gitpython", "pyyaml")
 COMMON += ("jsonschema", "pillow", "numpy", "xarray", "pyproj", "shapely", "requests", "urllib3")
+# jsonschema imports its format checkers' packages whenever they are installed (the dev venv
+# has them through jupyter-events); pin them so rule envs validate STAC JSON the same way.
+COMMON += ("rfc3339-validator", "rfc3986-validator")
 STORAGE = ("zarr", "numcodecs", "adlfs", "fsspec", "aiohttp", "aiodns", "azure-storage-blob")
 STORAGE += ("azure-identity", "dask", "pandas")
 # dask.array and xarray import these whenever they are installed (sparse/array backends,
