@@ -22,5 +22,5 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
   "$uv" venv --quiet --python 3.11 "$venv"
 fi
-"$uv" pip sync --quiet --python "$venv/bin/python" --require-hashes "$lock"
+"$uv" pip sync --quiet --python "$venv/bin/python" --require-hashes --compile-bytecode "$lock"
 echo "setup-pgstac-venv: ok ($venv)"
