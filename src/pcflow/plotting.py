@@ -409,7 +409,8 @@ def plot(name: str, result: xr.Dataset, path: Path, title_context: dict[str, Any
     """Plot a reduction result to a PNG at path; returns the Figure."""
     import matplotlib
 
-    with matplotlib.rc_context(STYLE):
+    # Results are small and in memory: NumPy's group-bys and quantiles, no JIT compile.
+    with matplotlib.rc_context(STYLE), reductions.in_memory_grouping():
         fig = plotter_for(name, result)(result, dict(title_context))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

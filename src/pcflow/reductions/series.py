@@ -17,6 +17,7 @@ from pcflow.reductions.common import (
     _drop_spatial_coords,
     area_weights,
     gridded_vars,
+    in_memory_grouping,
     spatial_dims,
 )
 from pcflow.reductions.periods import _completeness
@@ -112,15 +113,16 @@ def climatology(ds: xr.Dataset, freq: str = "dayofyear", field: bool = False) ->
 
     # The series is small: compute it once, then group in memory.
     series = compute(_series(ds))
-    grouped = series.groupby(key)
-    stats = {
-        "": grouped.mean("time"),
-        "_std": grouped.std("time"),
-        "_min": grouped.min("time"),
-        "_max": grouped.max("time"),
-        "_p10": grouped.quantile(0.1, dim="time").drop_vars("quantile"),
-        "_p90": grouped.quantile(0.9, dim="time").drop_vars("quantile"),
-    }
+    with in_memory_grouping():
+        grouped = series.groupby(key)
+        stats = {
+            "": grouped.mean("time"),
+            "_std": grouped.std("time"),
+            "_min": grouped.min("time"),
+            "_max": grouped.max("time"),
+            "_p10": grouped.quantile(0.1, dim="time").drop_vars("quantile"),
+            "_p90": grouped.quantile(0.9, dim="time").drop_vars("quantile"),
+        }
     out = {}
     for name in series.data_vars:
         src_attrs = series[name].attrs
@@ -162,6 +164,14 @@ def anomaly(ds: xr.Dataset, freq: str = "month", incomplete: str = "drop") -> xr
     """
     key = _group_key(freq)
     series = compute(_series(ds))
+    with in_memory_grouping():
+        return _anomaly_of_series(ds, series, key, freq, incomplete)
+
+
+def _anomaly_of_series(
+    ds: xr.Dataset, series: xr.Dataset, key: str, freq: str, incomplete: str
+) -> xr.Dataset:
+    """anomaly() on the computed series (in memory)."""
     note = None
     if freq == "month":
         keep, _, note = _completeness(ds, "month", incomplete)
