@@ -12,6 +12,8 @@ Per store, best of --repeat runs, the same number of threads for everything:
   pcflow clim    reductions.run("climatology_month", field=True) on a LocalCluster
   clim flox      monthly field climatology, xarray groupby with flox's defaults (LocalCluster)
   clim default   the same with use_flox=False (LocalCluster)
+  ... cold       each climatology once more, as a reduce job meets it: first call in a fresh
+                 process (numba/numbagg JIT included, imports and cluster start excluded)
 The process keeps large freed buffers for reuse (pcflow.allocator), as pcflow's rules do; the
 ceiling is measured in the same process, so it gets the same allocator. Ends with one JSON
 line: mean_ratio_local, mean_ratio_az (ceiling s / pcflow mean s), clim_flox_s,
@@ -28,6 +30,7 @@ import logging
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -172,10 +175,6 @@ def measure(url: str, options: dict[str, Any], args: argparse.Namespace) -> dict
             small.groupby(f"time.{args.clim_freq}").mean().compute()
     reductions.spatial_mean(small).compute()
 
-    def clim(use_flox: bool) -> xr.Dataset:
-        with xr.set_options(use_flox=use_flox):
-            return open_ds()[names].groupby(f"time.{args.clim_freq}").mean().compute()
-
     repeat = args.repeat
     ceiling_s, _ = best_of(repeat, lambda: read_ceiling(url, options, names, args.threads))
     log = logging.getLogger("pcflow.bench")
@@ -183,11 +182,13 @@ def measure(url: str, options: dict[str, Any], args: argparse.Namespace) -> dict
     with compute.cluster({"threads": args.threads, "backend": "local"}, log):
         mean_s, ours = best_of(repeat, lambda: reductions.run("spatial_mean", open_ds()))
         clim_s, clim_ours = best_of(
-            repeat,
-            lambda: reductions.run(f"climatology_{args.clim_freq}", open_ds(), field=True),
+            repeat, lambda: climatology("pcflow", open_ds(), args.clim_freq)
         )
-        flox_s, clim_a = best_of(repeat, lambda: clim(True))
-        default_s, clim_b = best_of(repeat, lambda: clim(False))
+        flox_s, clim_a = best_of(repeat, lambda: climatology("flox", open_ds(), args.clim_freq))
+        default_s, clim_b = best_of(
+            repeat, lambda: climatology("default", open_ds(), args.clim_freq)
+        )
+    cold_s = {variant: cold(variant, url, args) for variant in ("pcflow", "flox", "default")}
     # what a user types without a cluster: the threaded scheduler
     naive_s, naive = best_of(repeat, lambda: open_ds()[names].mean(["x", "y"]).compute())
     # the contenders must agree, or the timings mean nothing
@@ -202,6 +203,10 @@ def measure(url: str, options: dict[str, Any], args: argparse.Namespace) -> dict
         (f"pcflow climatology_{args.clim_freq} field (LocalCluster)", clim_s),
         (f"climatology {args.clim_freq} (xarray + flox, its defaults)", flox_s),
         (f"climatology {args.clim_freq} (xarray, use_flox=False)", default_s),
+        *(
+            (f"  ... {variant}, first call in a fresh process", secs)
+            for variant, secs in cold_s.items()
+        ),
     ]
     for label, secs in rows:
         print(f"  {label:<46} {secs:8.2f} s  {nbytes / 2**20 / secs:8.1f} MiB/s")
@@ -215,8 +220,38 @@ def measure(url: str, options: dict[str, Any], args: argparse.Namespace) -> dict
         "clim_pcflow_s": round(clim_s, 3),
         "clim_flox_s": round(flox_s, 3),
         "clim_default_s": round(default_s, 3),
+        **{f"clim_{variant}_cold_s": round(secs, 3) for variant, secs in cold_s.items()},
         "mib": round(nbytes / 2**20, 1),
     }
+
+
+def climatology(variant: str, ds: xr.Dataset, freq: str) -> xr.Dataset:
+    """One field climatology: pcflow's, xarray's with flox's defaults, or without flox."""
+    if variant == "pcflow":
+        return reductions.run(f"climatology_{freq}", ds, field=True)
+    names = reductions.gridded_vars(ds)
+    with xr.set_options(use_flox=variant == "flox"):
+        return ds[names].groupby(f"time.{freq}").mean().compute()
+
+
+def cold_run(variant: str, url: str, args: argparse.Namespace) -> None:
+    """--cold-run: in this fresh process, one climatology on the rule's LocalCluster; print s."""
+    _, options = open_store(url)
+    with compute.cluster({"threads": args.threads, "backend": "local"}, logging.getLogger()):
+        ds = xr.open_zarr(url, consolidated=True, storage_options=options or None)
+        t0 = time.perf_counter()
+        climatology(variant, ds, args.clim_freq)
+        print(json.dumps({"cold_s": time.perf_counter() - t0}))
+
+
+def cold(variant: str, url: str, args: argparse.Namespace) -> float:
+    """Seconds of `variant`'s first climatology in a fresh process (JIT compile included)."""
+    cmd = [sys.executable, __file__, "--cold-run", variant, "--store", url]
+    cmd += ["--threads", str(args.threads), "--clim-freq", args.clim_freq]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+    if run.returncode:
+        sys.exit(f"bench: cold {variant} climatology failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])["cold_s"]
 
 
 def _tag(key: str, store: str) -> str:
@@ -239,9 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="best of this many runs")
     parser.add_argument("--clim-freq", default="month", choices=reductions.FREQS)
     parser.add_argument("--keep", action="store_true", help="keep the generated local store")
+    parser.add_argument("--cold-run", choices=("pcflow", "flox", "default"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    if args.cold_run:
+        cold_run(args.cold_run, args.store, args)
+        return 0
     print(f"threads: {args.threads}, best of {args.repeat}")
 
     tmp = None

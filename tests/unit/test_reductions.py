@@ -379,9 +379,11 @@ def test_incomplete_choice_is_checked(ds):
         reductions.run("annual", ds, incomplete="keep")
 
 
-def test_field_climatology_grouping_follows_the_layout(ds):
+def test_field_climatology_grouping_follows_the_layout(ds, monkeypatch):
+    from pcflow.reductions import series
     from pcflow.reductions.series import _flox_options
 
+    monkeypatch.setattr(series, "FLOX_MIN_BYTES", 0)
     with xr.set_options(use_flox=True):
         assert _flox_options(ds["tmax"]) == {"engine": "numbagg", "method": "map-reduce"}
         # monthly chunks do not hold every group: flox picks the method
@@ -390,4 +392,21 @@ def test_field_climatology_grouping_follows_the_layout(ds):
         short = ds["tmax"].isel(time=slice(0, 400))  # 365 + a 35-day tail: still whole years
         assert _flox_options(short)["method"] == "map-reduce"
     with xr.set_options(use_flox=False):
-        assert _flox_options(ds["tmax"]) == {}  # the kwargs would reach a plain mean
+        assert _flox_options(ds["tmax"]) is None  # the kwargs would reach a plain mean
+
+
+def test_field_climatology_uses_flox_only_where_its_compile_pays(ds):
+    import dask.array
+
+    from pcflow.reductions.series import FLOX_MIN_BYTES, _flox_options
+
+    assert ds["tmax"].nbytes < FLOX_MIN_BYTES
+    assert _flox_options(ds["tmax"]) is None  # xarray's own grouping: no JIT compile
+    days = 365 * 8  # a lazy 8-year 1000x1000 float32 field: 11 GiB, past the threshold
+    big = xr.DataArray(
+        dask.array.zeros((days, 1000, 1000), chunks=(365, 1000, 1000), dtype="float32"),
+        dims=("time", "y", "x"),
+        coords={"time": pd.date_range("2001-01-01", periods=days)},
+    )
+    assert big.nbytes >= FLOX_MIN_BYTES
+    assert _flox_options(big) == {"engine": "numbagg", "method": "map-reduce"}

@@ -69,18 +69,27 @@ def _group_key(freq: str) -> str:
     return f"time.{freq}"
 
 
-def _flox_options(da: xr.DataArray) -> dict[str, str]:
-    """How flox groups a field, chosen by measurement (bench/reduce.py, docs/compute.md).
+# numbagg's grouped kernels are JIT-compiled in every new process, uncached: ~4 s on the
+# first climatology of a reduce job here, against ~0.5 s for xarray's own grouping. Warm, they
+# save 0.5-0.7 s per GiB (bench/reduce.py, both stores), so below ~8 GiB the compile costs
+# more than it saves and xarray groups without flox.
+FLOX_MIN_BYTES = 8 * 2**30
 
-    numbagg's grouped kernels sum and count each chunk in one pass: on 1-year chunks of
-    Daymet-shaped float32 they beat flox's own engine, NumPy's and xarray without flox on a
-    local and an Azurite store. When every time chunk but the last spans a year, every
-    chunk holds every month and day of year, so "map-reduce" (reduce each chunk, then add the
-    partials) is the right method; otherwise flox chooses. Nothing is passed when xarray
-    will not use flox (its kwargs would reach a plain reduction).
+
+def _flox_options(da: xr.DataArray) -> dict[str, str] | None:
+    """How a field is grouped, chosen by measurement (bench/reduce.py, docs/compute.md).
+
+    None: without flox (xarray's own grouping), when flox is off or missing or the field is
+    smaller than FLOX_MIN_BYTES. Otherwise flox's options: numbagg's grouped kernels sum and
+    count each chunk in one pass, and beat flox's own engine, NumPy's and xarray without flox
+    on a local and an Azurite store once compiled. When every time chunk but the last spans a
+    year, every chunk holds every month and day of year, so "map-reduce" (reduce each chunk,
+    then add the partials) is the right method; otherwise flox chooses.
     """
     if not xr.get_options()["use_flox"] or importlib.util.find_spec("flox") is None:
-        return {}
+        return None
+    if da.nbytes < FLOX_MIN_BYTES:
+        return None
     options = {"engine": "numbagg"} if da.dtype in kernels.FUSED_DTYPES else {}
     time_chunks = da.chunksizes.get("time") if da.chunks else None
     if time_chunks and min(time_chunks[:-1] or time_chunks) >= 365:
@@ -101,7 +110,10 @@ def climatology(ds: xr.Dataset, freq: str = "dayofyear", field: bool = False) ->
         names = gridded_vars(ds)
         out = {}
         for name in names:
-            clim = ds[name].groupby(key).mean("time", skipna=True, **_flox_options(ds[name]))
+            options = _flox_options(ds[name])
+            with xr.set_options(use_flox=options is not None):
+                grouped = ds[name].groupby(key)
+                clim = grouped.mean("time", skipna=True, **(options or {}))
             clim.attrs = _append_cell_method(ds[name].attrs, f"time: mean within years ({freq})")
             clim.attrs["grid_mapping"] = ds[name].attrs.get("grid_mapping", "")
             out[name] = clim
