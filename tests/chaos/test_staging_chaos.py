@@ -292,12 +292,14 @@ def test_two_concurrent_runs_on_one_target(sandbox, reference, proxy, tmp_path):
     tgt = target()
     # B has discovered already: it reaches its stage step as soon as its Snakemake starts.
     b = Run(tmp_path, tgt, proxy.port, {**STAGING, "chunk_mb": 0.1}, name="b").discover()
-    # A talks to storage through its own slow proxy (2 s a request) until B is done, so A is
-    # still staging, lease held, however long B's start-up takes on busy cores.
+    # A talks to storage through its own proxy, slowed to 2 s a request once A holds the lease
+    # and has written its plan, until B is done: A is still staging, lease held, however long
+    # B's start-up takes on busy cores. (Slow from the start, A's own lease and plan took 80 s.)
     certs = sandbox.state_dir / "certs"
-    with FaultProxy(sandbox.base_port, certs, rate=0.0, latency=2.0) as slow:
+    with FaultProxy(sandbox.base_port, certs, rate=0.0, latency=0.02) as slow:
         a = Run(tmp_path, tgt, slow.port, name="a").start()
         wait_for(lambda: regions_done(tgt)[1], a, "run A's plan")
+        slow.latency = 2.0
         b.start()
         t0 = time.monotonic()
         rc_b = b.wait()
