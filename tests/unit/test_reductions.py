@@ -383,7 +383,7 @@ def test_field_climatology_grouping_follows_the_layout(ds, monkeypatch):
     from pcflow.reductions import series
     from pcflow.reductions.series import _flox_options
 
-    monkeypatch.setattr(series, "FLOX_MIN_BYTES", 0)
+    monkeypatch.setattr(series, "FLOX_MIN_BYTES", 0)  # the layout, whatever the size
     with xr.set_options(use_flox=True):
         assert _flox_options(ds["tmax"]) == {"engine": "numbagg", "method": "map-reduce"}
         # monthly chunks do not hold every group: flox picks the method
@@ -401,7 +401,9 @@ def test_field_climatology_uses_flox_only_where_its_compile_pays(ds):
     from pcflow.reductions.series import FLOX_MIN_BYTES, _flox_options
 
     assert ds["tmax"].nbytes < FLOX_MIN_BYTES
-    assert _flox_options(ds["tmax"]) is None  # xarray's own grouping: no JIT compile
+    assert _flox_options(ds["tmax"], "month") is None  # xarray's own grouping: no JIT compile
+    # by day of year xarray's own grouping is the slower one at any size
+    assert _flox_options(ds["tmax"], "dayofyear") == {"engine": "numbagg", "method": "map-reduce"}
     days = 365 * 8  # a lazy 8-year 1000x1000 float32 field: 11 GiB, past the threshold
     big = xr.DataArray(
         dask.array.zeros((days, 1000, 1000), chunks=(365, 1000, 1000), dtype="float32"),
@@ -409,4 +411,4 @@ def test_field_climatology_uses_flox_only_where_its_compile_pays(ds):
         coords={"time": pd.date_range("2001-01-01", periods=days)},
     )
     assert big.nbytes >= FLOX_MIN_BYTES
-    assert _flox_options(big) == {"engine": "numbagg", "method": "map-reduce"}
+    assert _flox_options(big, "month") == {"engine": "numbagg", "method": "map-reduce"}

@@ -69,26 +69,28 @@ def _group_key(freq: str) -> str:
     return f"time.{freq}"
 
 
-# numbagg's grouped kernels are JIT-compiled in every new process, uncached: ~4 s on the
-# first climatology of a reduce job here, against ~0.5 s for xarray's own grouping. Warm, they
-# save 0.5-0.7 s per GiB (bench/reduce.py, both stores), so below ~8 GiB the compile costs
-# more than it saves and xarray groups without flox.
-FLOX_MIN_BYTES = 8 * 2**30
+# numbagg's grouped kernels are JIT-compiled in every new process, uncached: the first monthly
+# climatology of a reduce job costs ~3 s more than later ones. Warm, they save ~0.7 s per GiB
+# against xarray's own grouping, so for months (12 groups) flox pays from ~4 GiB of field.
+# By day of year (366 groups) xarray's own grouping is slower whatever the size: 33 s against
+# 12 s for flox, compile included, on 1.5 GiB (bench/reduce.py --cold-run, docs/compute.md).
+FLOX_MIN_BYTES = 4 * 2**30
 
 
-def _flox_options(da: xr.DataArray) -> dict[str, str] | None:
+def _flox_options(da: xr.DataArray, freq: str = "month") -> dict[str, str] | None:
     """How a field is grouped, chosen by measurement (bench/reduce.py, docs/compute.md).
 
-    None: without flox (xarray's own grouping), when flox is off or missing or the field is
-    smaller than FLOX_MIN_BYTES. Otherwise flox's options: numbagg's grouped kernels sum and
-    count each chunk in one pass, and beat flox's own engine, NumPy's and xarray without flox
-    on a local and an Azurite store once compiled. When every time chunk but the last spans a
-    year, every chunk holds every month and day of year, so "map-reduce" (reduce each chunk,
-    then add the partials) is the right method; otherwise flox chooses.
+    None: without flox (xarray's own grouping), when flox is off or missing, or for a monthly
+    climatology of a field smaller than FLOX_MIN_BYTES. Otherwise flox's options: numbagg's
+    grouped kernels sum and count each chunk in one pass, and beat flox's own engine, NumPy's
+    and xarray without flox on a local and an Azurite store once compiled. When every time
+    chunk but the last spans a year, every chunk holds every month and day of year, so
+    "map-reduce" (reduce each chunk, then add the partials) is the right method; otherwise
+    flox chooses.
     """
     if not xr.get_options()["use_flox"] or importlib.util.find_spec("flox") is None:
         return None
-    if da.nbytes < FLOX_MIN_BYTES:
+    if freq == "month" and da.nbytes < FLOX_MIN_BYTES:
         return None
     options = {"engine": "numbagg"} if da.dtype in kernels.FUSED_DTYPES else {}
     time_chunks = da.chunksizes.get("time") if da.chunks else None
@@ -110,7 +112,7 @@ def climatology(ds: xr.Dataset, freq: str = "dayofyear", field: bool = False) ->
         names = gridded_vars(ds)
         out = {}
         for name in names:
-            options = _flox_options(ds[name])
+            options = _flox_options(ds[name], freq)
             with xr.set_options(use_flox=options is not None):
                 grouped = ds[name].groupby(key)
                 clim = grouped.mean("time", skipna=True, **(options or {}))
