@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pcflow import discover, provenance
+from pcflow import provenance
 from pcflow.logs import rule_logging
 
 
@@ -30,6 +30,10 @@ def run_discover(
 ) -> None:
     """Discover one dataset. `run_config` (the run's validated config) only for provenance;
     `stac_cfg`: the config's `stac:` client settings (timeouts, retries, page size)."""
+    # Here, not at the top: pystac-client and planetary-computer take ~0.8 s to import, which
+    # every reduce and plot job would pay for nothing.
+    from pcflow import discover
+
     with rule_logging(log_path, f"discover[{dataset}]") as log:
         log.info("searching %s for %s (%s)", stac_api, ds_cfg["collection"], ds_cfg["kind"])
         doc = discover.discover(dataset, ds_cfg, stac_api, stac_cfg)
