@@ -21,7 +21,7 @@ $(UV):
 .venv/.installed: envs/requirements.lock pyproject.toml snakemake-executor-plugin-kbatch/pyproject.toml $(UV)
 	$(UV) venv -q --allow-existing --python 3.11 .venv
 	$(UV) pip sync -q --python .venv/bin/python --require-hashes --compile-bytecode envs/requirements.lock
-	$(UV) pip install -q --python .venv/bin/python --no-deps --compile-bytecode -e . -e ./snakemake-executor-plugin-kbatch
+	$(UV) pip install -q --python .venv/bin/python --no-deps -e . -e ./snakemake-executor-plugin-kbatch
 	$(PY) -m compileall -q src snakemake-executor-plugin-kbatch/src
 	touch $@
 

@@ -29,9 +29,11 @@ for name in sys.argv[1:]:
     # The spatial mean and annual maps run pcflow's own kernel (numba, cached on disk after
     # its first compile): their plots are counted, not their reductions.
     own_kernel = name in ("spatial_mean", "annual")
-    result = reductions.run(name, ds) if own_kernel else None
+    if own_kernel:
+        result = reductions.run(name, ds)
     with event.install_recorder("numba:compile") as rec:
-        result = reductions.run(name, ds) if result is None else result
+        if not own_kernel:
+            result = reductions.run(name, ds)
         plotting.plot(name, result, f"{out}/{name}.png", {"dataset": "t"})
     compiled[name] = [ev.data["dispatcher"].py_func.__qualname__ for _, ev in rec.buffer
                       if ev.is_start]

@@ -385,14 +385,14 @@ def test_field_climatology_grouping_follows_the_layout(ds, monkeypatch):
 
     monkeypatch.setattr(series, "FLOX_MIN_BYTES", 0)  # the layout, whatever the size
     with xr.set_options(use_flox=True):
-        assert _flox_options(ds["tmax"]) == {"engine": "numbagg", "method": "map-reduce"}
+        assert _flox_options(ds["tmax"], "month") == {"engine": "numbagg", "method": "map-reduce"}
         # monthly chunks do not hold every group: flox picks the method
-        assert _flox_options(ds["tmax"].chunk(time=31)) == {"engine": "numbagg"}
-        assert _flox_options(ds["tmax"].astype("int32")) == {"method": "map-reduce"}
+        assert _flox_options(ds["tmax"].chunk(time=31), "month") == {"engine": "numbagg"}
+        assert _flox_options(ds["tmax"].astype("int32"), "month") == {"method": "map-reduce"}
         short = ds["tmax"].isel(time=slice(0, 400))  # 365 + a 35-day tail: still whole years
-        assert _flox_options(short)["method"] == "map-reduce"
+        assert _flox_options(short, "month")["method"] == "map-reduce"
     with xr.set_options(use_flox=False):
-        assert _flox_options(ds["tmax"]) is None  # the kwargs would reach a plain mean
+        assert _flox_options(ds["tmax"], "month") is None  # the kwargs would reach a plain mean
 
 
 def test_field_climatology_uses_flox_only_where_its_compile_pays(ds):

@@ -77,7 +77,7 @@ def _group_key(freq: str) -> str:
 FLOX_MIN_BYTES = 4 * 2**30
 
 
-def _flox_options(da: xr.DataArray, freq: str = "month") -> dict[str, str] | None:
+def _flox_options(da: xr.DataArray, freq: str) -> dict[str, str] | None:
     """How a field is grouped, chosen by measurement (bench/reduce.py, docs/compute.md).
 
     None: without flox (xarray's own grouping), when flox is off or missing, or for a monthly
