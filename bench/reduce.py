@@ -14,6 +14,9 @@ Per store, best of --repeat runs, the same number of threads for everything:
   clim default   the same with use_flox=False (LocalCluster)
   ... cold       each climatology once more, as a reduce job meets it: first call in a fresh
                  process (numba/numbagg JIT included, imports and cluster start excluded)
+  --maps         also annual and seasonal maps, pcflow / flox forced / without flox, each in a
+                 fresh process: first call (cold) and second (warm); the figures behind
+                 reductions.common.FLOX_MIN_BYTES
 The process keeps large freed buffers for reuse (pcflow.allocator), as pcflow's rules do; the
 ceiling is measured in the same process, so it gets the same allocator. Ends with one JSON
 line: mean_ratio_local, mean_ratio_az (ceiling s / pcflow mean s), clim_flox_s,
@@ -189,6 +192,12 @@ def measure(url: str, options: dict[str, Any], args: argparse.Namespace) -> dict
             repeat, lambda: climatology("default", open_ds(), args.clim_freq)
         )
     cold_s = {variant: cold(variant, url, args) for variant in ("pcflow", "flox", "default")}
+    maps_s = {}
+    for name in ("annual", "seasonal") if args.maps else ():
+        for variant in ("pcflow", "flox", "default"):
+            figures = cold(variant, url, args, reduction=name)
+            maps_s[f"{name}_{variant}_cold_s"] = figures["cold_s"]
+            maps_s[f"{name}_{variant}_warm_s"] = figures["warm_s"]
     # what a user types without a cluster: the threaded scheduler
     naive_s, naive = best_of(repeat, lambda: open_ds()[names].mean(["x", "y"]).compute())
     # the contenders must agree, or the timings mean nothing
@@ -207,6 +216,7 @@ def measure(url: str, options: dict[str, Any], args: argparse.Namespace) -> dict
             (f"  ... {variant}, first call in a fresh process", secs)
             for variant, secs in cold_s.items()
         ),
+        *((f"{key[:-2].replace('_', ' ')} (fresh process)", secs) for key, secs in maps_s.items()),
     ]
     for label, secs in rows:
         print(f"  {label:<46} {secs:8.2f} s  {nbytes / 2**20 / secs:8.1f} MiB/s")
@@ -221,6 +231,7 @@ def measure(url: str, options: dict[str, Any], args: argparse.Namespace) -> dict
         "clim_flox_s": round(flox_s, 3),
         "clim_default_s": round(default_s, 3),
         **{f"clim_{variant}_cold_s": round(secs, 3) for variant, secs in cold_s.items()},
+        **{key: round(secs, 3) for key, secs in maps_s.items()},
         "mib": round(nbytes / 2**20, 1),
     }
 
@@ -234,24 +245,46 @@ def climatology(variant: str, ds: xr.Dataset, freq: str) -> xr.Dataset:
         return ds[names].groupby(f"time.{freq}").mean().compute()
 
 
+def period_map(variant: str, ds: xr.Dataset, name: str) -> xr.Dataset:
+    """annual or seasonal maps: pcflow's choice, flox forced (whatever the size), or no flox."""
+    if variant == "flox":
+        from pcflow.reductions import common
+
+        common.FLOX_MIN_BYTES.update(dict.fromkeys(common.FLOX_MIN_BYTES, 0))
+    with xr.set_options(use_flox=variant != "default"):
+        return reductions.run(name, ds)
+
+
 def cold_run(variant: str, url: str, args: argparse.Namespace) -> None:
-    """--cold-run: in this fresh process, one climatology on the rule's LocalCluster; print s."""
+    """--cold-run: in this fresh process, a climatology (or --cold-reduction) on the rule's
+    LocalCluster; print the first call's seconds (and the second's for the maps)."""
     _, options = open_store(url)
     with compute.cluster({"threads": args.threads, "backend": "local"}, logging.getLogger()):
-        ds = xr.open_zarr(url, consolidated=True, storage_options=options or None)
-        t0 = time.perf_counter()
-        climatology(variant, ds, args.clim_freq)
-        print(json.dumps({"cold_s": time.perf_counter() - t0}))
+        out = {}
+        for label in ("cold_s", "warm_s") if args.cold_reduction else ("cold_s",):
+            ds = xr.open_zarr(url, consolidated=True, storage_options=options or None)
+            t0 = time.perf_counter()
+            if args.cold_reduction:
+                period_map(variant, ds, args.cold_reduction)
+            else:
+                climatology(variant, ds, args.clim_freq)
+            out[label] = time.perf_counter() - t0
+        print(json.dumps(out))
 
 
-def cold(variant: str, url: str, args: argparse.Namespace) -> float:
-    """Seconds of `variant`'s first climatology in a fresh process (JIT compile included)."""
+def cold(variant: str, url: str, args: argparse.Namespace, reduction: str | None = None):
+    """Seconds of `variant`'s first climatology in a fresh process (JIT compile included);
+    for a `reduction` (annual, seasonal), {"cold_s", "warm_s"}: its first and second call."""
     cmd = [sys.executable, __file__, "--cold-run", variant, "--store", url]
     cmd += ["--threads", str(args.threads), "--clim-freq", args.clim_freq]
+    cmd += ["--cold-reduction", reduction] if reduction else []
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
     if run.returncode:
-        sys.exit(f"bench: cold {variant} climatology failed:\n{run.stderr[-2000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])["cold_s"]
+        sys.exit(
+            f"bench: cold {variant} {reduction or 'climatology'} failed:\n{run.stderr[-2000:]}"
+        )
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    return figures if reduction else figures["cold_s"]
 
 
 def _tag(key: str, store: str) -> str:
@@ -274,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="best of this many runs")
     parser.add_argument("--clim-freq", default="month", choices=reductions.FREQS)
     parser.add_argument("--keep", action="store_true", help="keep the generated local store")
+    parser.add_argument("--maps", action="store_true", help="also annual and seasonal maps")
     parser.add_argument("--cold-run", choices=("pcflow", "flox", "default"), help=argparse.SUPPRESS)
+    parser.add_argument("--cold-reduction", choices=("annual", "seasonal"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -134,9 +134,8 @@ def _doy_band(series: xr.DataArray) -> tuple[np.ndarray, np.ndarray] | None:
     """The day-of-year 10-90 % band of a daily series, on the series' own time axis."""
     if series.sizes.get("time", 0) < 2 * 365:
         return None
-    grouped = series.groupby("time.dayofyear")
-    lo = grouped.quantile(0.1, dim="time").drop_vars("quantile")
-    hi = grouped.quantile(0.9, dim="time").drop_vars("quantile")
+    lo = reductions.group_stat(series, "time.dayofyear", 0.1)
+    hi = reductions.group_stat(series, "time.dayofyear", 0.9)
     doy = series["time"].dt.dayofyear
     return lo.sel(dayofyear=doy).values, hi.sel(dayofyear=doy).values
 

@@ -380,10 +380,11 @@ def test_incomplete_choice_is_checked(ds):
 
 
 def test_field_climatology_grouping_follows_the_layout(ds, monkeypatch):
-    from pcflow.reductions import series
+    from pcflow.reductions import common
     from pcflow.reductions.series import _flox_options
 
-    monkeypatch.setattr(series, "FLOX_MIN_BYTES", 0)  # the layout, whatever the size
+    # the layout, whatever the size
+    monkeypatch.setitem(common.FLOX_MIN_BYTES, "month", 0)
     with xr.set_options(use_flox=True):
         assert _flox_options(ds["tmax"], "month") == {"engine": "numbagg", "method": "map-reduce"}
         # monthly chunks do not hold every group: flox picks the method
@@ -398,9 +399,10 @@ def test_field_climatology_grouping_follows_the_layout(ds, monkeypatch):
 def test_field_climatology_uses_flox_only_where_its_compile_pays(ds):
     import dask.array
 
-    from pcflow.reductions.series import FLOX_MIN_BYTES, _flox_options
+    from pcflow.reductions.common import FLOX_MIN_BYTES
+    from pcflow.reductions.series import _flox_options
 
-    assert ds["tmax"].nbytes < FLOX_MIN_BYTES
+    assert ds["tmax"].nbytes < FLOX_MIN_BYTES["month"]
     assert _flox_options(ds["tmax"], "month") is None  # xarray's own grouping: no JIT compile
     # by day of year xarray's own grouping is the slower one at any size
     assert _flox_options(ds["tmax"], "dayofyear") == {"engine": "numbagg", "method": "map-reduce"}
@@ -410,5 +412,91 @@ def test_field_climatology_uses_flox_only_where_its_compile_pays(ds):
         dims=("time", "y", "x"),
         coords={"time": pd.date_range("2001-01-01", periods=days)},
     )
-    assert big.nbytes >= FLOX_MIN_BYTES
+    assert big.nbytes >= FLOX_MIN_BYTES["month"]
     assert _flox_options(big, "month") == {"engine": "numbagg", "method": "map-reduce"}
+
+
+PERIOD_MAPS_SCRIPT = """
+import sys, dask.array, pandas as pd, xarray as xr
+from pcflow import reductions
+from pcflow.testing.synthetic import daymet_like
+
+small = daymet_like()  # Dask-backed, one-year chunks, like a staged store
+assert small["tmax"].chunks is not None
+reductions.run("annual", small)
+reductions.run("seasonal", small)
+small_imported = "flox" in sys.modules
+days = 365 * 8  # a lazy 8-year 1000 x 1000 float32 field: 11 GiB, past the season threshold
+big = xr.Dataset({"tmax": (("time", "y", "x"), dask.array.zeros(
+    (days, 1000, 1000), chunks=(365, 1000, 1000), dtype="float32"))},
+    coords={"time": pd.date_range("2001-01-01", periods=days),
+            "y": range(1000), "x": range(1000)})
+reductions.annual(big)  # lazy: builds the graph only
+annual_imported = "flox" in sys.modules
+reductions.seasonal(big)
+print(small_imported, annual_imported, "flox" in sys.modules)
+"""
+
+
+def test_period_maps_use_flox_only_where_it_pays():
+    """annual/seasonal maps of a small Dask field use xarray's own grouping: importing flox
+    and compiling numbagg's kernels cost a fresh reduce job ~4 s on a 730 x 50 x 32 field
+    (0.5 s without). Annual maps never repay it; seasonal maps of a field past
+    FLOX_MIN_BYTES["season"] get flox."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", PERIOD_MAPS_SCRIPT], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-3:] == ["False", "False", "True"]
+
+
+def _series_with_gaps() -> xr.DataArray:
+    t = pd.date_range("2001-01-01", "2006-12-31", freq="D")
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=t.size).astype("float32")
+    v[rng.random(t.size) < 0.1] = np.nan
+    v[(t.month == 2) & (t.day == 3)] = np.nan  # one day of year with no data at all
+    return xr.DataArray(v, dims="time", coords={"time": t, "band": 1}, name="tmax")
+
+
+@pytest.mark.parametrize("key", ["time.dayofyear", "time.month"])
+@pytest.mark.parametrize("stat", ["mean", "std", "min", "max", 0.1, 0.9])
+def test_group_stat_matches_xarrays_groupby(key, stat):
+    da = _series_with_gaps()
+    with xr.set_options(use_flox=False, use_numbagg=False), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN group
+        grouped = da.groupby(key)
+        if isinstance(stat, float):
+            expected = grouped.quantile(stat, dim="time").drop_vars("quantile")
+        else:
+            expected = getattr(grouped, stat)("time")
+    got = reductions.group_stat(da, key, stat)
+    xr.testing.assert_allclose(got, expected, rtol=1e-5)  # float32 sums in another order
+    assert got.dtype == expected.dtype
+    if key == "time.dayofyear":
+        assert np.isnan(got.sel(dayofyear=34))  # Feb 3: NaN, not 0 or a neighbour's value
+
+
+def test_series_statistics_do_not_loop_over_groups(monkeypatch):
+    """A series climatology by day of year reduces 366 groups: xarray's own grouping does each
+    separately (~7 s for 20 years, the default `climatology`); the statistics, the anomaly and
+    the plot's band must be vectorised instead."""
+    from xarray.core.groupby import GroupBy
+
+    from pcflow import plotting
+
+    ds = daymet_like(ny=8, nx=6)
+    reductions.run("spatial_mean", ds)  # its groupby-free path, before the trap is set
+
+    def per_group(*args, **kwargs):
+        raise AssertionError("grouped one group at a time")
+
+    monkeypatch.setattr(GroupBy, "_iter_grouped", per_group)
+    clim = reductions.run("climatology", ds, freq="dayofyear")
+    anom = reductions.run("anomaly", ds, freq="dayofyear")
+    assert clim.sizes["dayofyear"] == 365 and anom.sizes["time"] == ds.sizes["time"]
+    band = plotting._doy_band(reductions.spatial_mean(ds)["tmax"].compute())
+    assert band is not None and band[0].shape == (ds.sizes["time"],)

@@ -3,10 +3,13 @@ and appended to, precipitation units, and the check of a parameter's choices."""
 
 from __future__ import annotations
 
+import importlib.util
+import math
 import re
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 # Spatial dimension pairs we recognise, projected first.
@@ -100,6 +103,54 @@ def _drop_spatial_coords(da: xr.DataArray, ydim: str, xdim: str) -> xr.DataArray
         c for c, v in da.coords.items() if ydim in v.dims or xdim in v.dims or c in (ydim, xdim)
     ]
     return da.drop_vars(drop)
+
+
+# flox groups a Dask field in one pass per chunk (numbagg's kernels for float fields), but a new
+# process pays for it first: importing flox builds numpy_groupies' numba wrappers (~2 s) and
+# numbagg JIT-compiles each kernel (1-4 s more). Every reduce job is a new process, so with few
+# groups xarray's own grouping wins until the field is large. Per period, the field size from
+# which flox pays, from first and second calls in fresh processes on 1.5 GiB (bench/reduce.py
+# --maps, docs/compute.md): warm, flox saves ~0.7 s/GiB for months and seasons against 3-4 s
+# of import and compile; for years its gain is within run-to-run noise, so never; by day of
+# year (366 groups) xarray's own grouping is slower at any size.
+FLOX_MIN_BYTES = {"dayofyear": 0, "month": 4 * 2**30, "season": 4 * 2**30, "year": math.inf}
+
+
+def flox_pays(da: xr.DataArray, period: str) -> bool:
+    """Whether to group `da` by `period` with flox: enabled, installed and the field large
+    enough (FLOX_MIN_BYTES) to repay flox's import and JIT compile in a fresh process."""
+    if not xr.get_options()["use_flox"] or importlib.util.find_spec("flox") is None:
+        return False
+    return da.nbytes >= FLOX_MIN_BYTES[period]
+
+
+def group_stat(series: xr.DataArray, key: str, stat: str | float) -> xr.DataArray:
+    """`series.groupby(key).<stat>("time")` of a 1-D in-memory series, in one pandas call.
+
+    stat: "mean", "std" (ddof=0, as xarray), "min", "max", or a quantile q in [0, 1] (linear,
+    as xarray). NaN is skipped; an all-NaN group gives NaN. xarray without flox reduces each of
+    366 day-of-year groups separately (~7 s for a 20-year series climatology); pandas' grouped
+    kernels do all groups at once in milliseconds, without numba's compile.
+    """
+    labels = series[key]
+    values = pd.Series(np.asarray(series.values), index=pd.Index(labels.values, name=labels.name))
+    grouped = values.groupby(level=0, sort=True)
+    if isinstance(stat, float):
+        out = grouped.quantile(stat)
+    elif stat == "std":
+        out = grouped.std(ddof=0)
+    else:
+        out = grouped.agg(stat)
+    # Scalar coordinates stay, as in xarray (whose quantile drops them, so this does too).
+    scalars = (
+        {} if isinstance(stat, float) else {k: v for k, v in series.coords.items() if v.ndim == 0}
+    )
+    return xr.DataArray(
+        out.to_numpy(),
+        dims=labels.name,
+        coords={labels.name: out.index.to_numpy(), **scalars},
+        name=series.name,
+    )
 
 
 def in_memory_grouping() -> Any:

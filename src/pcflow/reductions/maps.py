@@ -14,6 +14,7 @@ from pcflow.reductions.common import (
     _append_cell_method,
     _carry_attrs,
     _check_choice,
+    flox_pays,
     gridded_vars,
     is_precipitation,
     summed_units,
@@ -69,7 +70,8 @@ def annual(ds: xr.Dataset, stat: str = "auto", incomplete: str = "drop") -> xr.D
     for name in names:
         da = ds[name]
         s = _resolve_stat(da, stat)
-        agg = _aggregate(da, s, da.resample(time="YS"))
+        with xr.set_options(use_flox=flox_pays(da, "year")):
+            agg = _aggregate(da, s, da.resample(time="YS"))
         if keep is not None:
             agg = agg.sel(time=keep)
         agg.attrs = _aggregate_attrs(da, s, "year")
@@ -101,9 +103,10 @@ def seasonal(ds: xr.Dataset, stat: str = "auto", incomplete: str = "drop") -> xr
     for name in names:
         da = ds[name]
         s = _resolve_stat(da, stat)
-        per_season = _aggregate(da, s, da.resample(time="QS-DEC")).sel(time=labels.values)
         over_years = {"min": "min", "max": "max"}.get(s, "mean")
-        agg = getattr(per_season.groupby("time.season"), over_years)("time")
+        with xr.set_options(use_flox=flox_pays(da, "season")):
+            per_season = _aggregate(da, s, da.resample(time="QS-DEC")).sel(time=labels.values)
+            agg = getattr(per_season.groupby("time.season"), over_years)("time")
         agg = agg.reindex(season=[x for x in ("DJF", "MAM", "JJA", "SON") if x in agg.season])
         agg.attrs = _aggregate_attrs(da, s, "season")
         out[name] = agg

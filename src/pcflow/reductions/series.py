@@ -3,8 +3,6 @@ climatology of the whole field) and its anomalies."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import xarray as xr
 
@@ -16,7 +14,9 @@ from pcflow.reductions.common import (
     _check_choice,
     _drop_spatial_coords,
     area_weights,
+    flox_pays,
     gridded_vars,
+    group_stat,
     in_memory_grouping,
     spatial_dims,
 )
@@ -69,28 +69,18 @@ def _group_key(freq: str) -> str:
     return f"time.{freq}"
 
 
-# numbagg's grouped kernels are JIT-compiled in every new process, uncached: the first monthly
-# climatology of a reduce job costs ~3 s more than later ones. Warm, they save ~0.7 s per GiB
-# against xarray's own grouping, so for months (12 groups) flox pays from ~4 GiB of field.
-# By day of year (366 groups) xarray's own grouping is slower whatever the size: 33 s against
-# 12 s for flox, compile included, on 1.5 GiB (bench/reduce.py --cold-run, docs/compute.md).
-FLOX_MIN_BYTES = 4 * 2**30
-
-
 def _flox_options(da: xr.DataArray, freq: str) -> dict[str, str] | None:
     """How a field is grouped, chosen by measurement (bench/reduce.py, docs/compute.md).
 
-    None: without flox (xarray's own grouping), when flox is off or missing, or for a monthly
-    climatology of a field smaller than FLOX_MIN_BYTES. Otherwise flox's options: numbagg's
-    grouped kernels sum and count each chunk in one pass, and beat flox's own engine, NumPy's
-    and xarray without flox on a local and an Azurite store once compiled. When every time
+    None: without flox (xarray's own grouping), when flox is off or missing, or the field is
+    too small to repay flox's import and compile (common.flox_pays). Otherwise flox's options:
+    numbagg's grouped kernels sum and count each chunk in one pass, and beat flox's own engine,
+    NumPy's and xarray without flox on a local and an Azurite store once compiled. When every time
     chunk but the last spans a year, every chunk holds every month and day of year, so
     "map-reduce" (reduce each chunk, then add the partials) is the right method; otherwise
     flox chooses.
     """
-    if not xr.get_options()["use_flox"] or importlib.util.find_spec("flox") is None:
-        return None
-    if freq == "month" and da.nbytes < FLOX_MIN_BYTES:
+    if not flox_pays(da, freq):
         return None
     options = {"engine": "numbagg"} if da.dtype in kernels.FUSED_DTYPES else {}
     time_chunks = da.chunksizes.get("time") if da.chunks else None
@@ -127,16 +117,11 @@ def climatology(ds: xr.Dataset, freq: str = "dayofyear", field: bool = False) ->
 
     # The series is small: compute it once, then group in memory.
     series = compute(_series(ds))
-    with in_memory_grouping():
-        grouped = series.groupby(key)
-        stats = {
-            "": grouped.mean("time"),
-            "_std": grouped.std("time"),
-            "_min": grouped.min("time"),
-            "_max": grouped.max("time"),
-            "_p10": grouped.quantile(0.1, dim="time").drop_vars("quantile"),
-            "_p90": grouped.quantile(0.9, dim="time").drop_vars("quantile"),
-        }
+    kinds = {"": "mean", "_std": "std", "_min": "min", "_max": "max", "_p10": 0.1, "_p90": 0.9}
+    stats = {
+        suffix: xr.Dataset({n: group_stat(series[n], key, kind) for n in series.data_vars})
+        for suffix, kind in kinds.items()
+    }
     out = {}
     for name in series.data_vars:
         src_attrs = series[name].attrs
@@ -198,8 +183,9 @@ def _anomaly_of_series(
                 series[name].attrs, "time: mean within months"
             )
         series = monthly
-    clim = series.groupby(key).mean("time")
-    anom = series.groupby(key) - clim
+    clim = xr.Dataset({n: group_stat(series[n], key, "mean") for n in series.data_vars})
+    group = key.split(".", 1)[1]
+    anom = series - clim.sel({group: series[key]})
     anom = anom.drop_vars([c for c in anom.coords if c not in ("time",)])
     for name in series.data_vars:
         attrs = _append_cell_method(series[name].attrs, f"time: anomaly ({freq} climatology)")
