@@ -10,7 +10,8 @@ rule reduce:
         "../envs/reduce.yaml"
     container:
         CONTAINER
-    threads: 2
+    # The LocalCluster's threads (compute.threads, else 2; `--set-threads reduce=N` overrides).
+    threads: lookup(dpath="compute/threads", within=config, default=2)
     resources:
         mem_mb=4000,
         runtime=120,
