@@ -14,6 +14,7 @@ Per store, best of --repeat runs, the same number of threads for everything:
   clim default   the same with use_flox=False (LocalCluster)
   ... cold       each climatology once more, as a reduce job meets it: first call in a fresh
                  process (numba/numbagg JIT included, imports and cluster start excluded)
+  --chunk-profile  only one chunk on one thread: zarr's decode, xarray's, the fused kernel
   --maps         also annual and seasonal maps, pcflow / flox forced / without flox, each in a
                  fresh process: first call (cold) and second (warm); the figures behind
                  reductions.common.FLOX_MIN_BYTES
@@ -236,6 +237,30 @@ def measure(url: str, options: dict[str, Any], args: argparse.Namespace) -> dict
     }
 
 
+def chunk_profile(url: str, repeat: int = 5) -> dict[str, float]:
+    """--chunk-profile: one chunk on one thread, best of `repeat`: zarr's read+decode, the same
+    through xarray's lazy indexing, and pcflow's fused kernel on the decoded chunk."""
+    from pcflow.reductions import kernels
+
+    _, options = open_store(url)
+    name = VARS[1]
+    arr = zarr.open_group(url, mode="r", storage_options=options or None)[name]
+    ds = xr.open_zarr(url, consolidated=True, storage_options=options or None)
+    index = min(1, ds[name].data.numblocks[0] - 1)  # the same chunk both ways
+    # The chunk's task as the mean's graph runs it; a 1-cell result so no concatenate copies it.
+    block = ds[name].data.blocks[index].map_blocks(lambda b: b[:1, :1, :1], chunks=(1, 1, 1))
+    rows = slice(index * arr.chunks[0], (index + 1) * arr.chunks[0])
+    decoded = arr[rows]
+    figures = {
+        "chunk_zarr_s": best_of(repeat, lambda: arr[rows])[0],
+        "chunk_xarray_s": best_of(repeat, lambda: block.compute(scheduler="sync"))[0],
+        "chunk_kernel_s": best_of(repeat, lambda: kernels.nansum_count(decoded))[0],
+    }
+    for key, secs in figures.items():
+        print(f"  {key:<16} {secs:.4f} s  ({decoded.nbytes / 2**20:.0f} MiB chunk)")
+    return {key: round(secs, 4) for key, secs in figures.items()}
+
+
 def climatology(variant: str, ds: xr.Dataset, freq: str) -> xr.Dataset:
     """One field climatology: pcflow's, xarray's with flox's defaults, or without flox."""
     if variant == "pcflow":
@@ -308,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clim-freq", default="month", choices=reductions.FREQS)
     parser.add_argument("--keep", action="store_true", help="keep the generated local store")
     parser.add_argument("--maps", action="store_true", help="also annual and seasonal maps")
+    parser.add_argument(
+        "--chunk-profile", action="store_true", help="only: one chunk's decode and kernel"
+    )
     parser.add_argument("--cold-run", choices=("pcflow", "flox", "default"), help=argparse.SUPPRESS)
     parser.add_argument("--cold-reduction", choices=("annual", "seasonal"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -315,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("distributed").setLevel(logging.WARNING)
     if args.cold_run:
         cold_run(args.cold_run, args.store, args)
+        return 0
+    if args.chunk_profile:
+        if not args.store:
+            sys.exit("bench: --chunk-profile needs --store (a store made by an earlier run)")
+        print(json.dumps(chunk_profile(args.store)))
         return 0
     print(f"threads: {args.threads}, best of {args.repeat}")
 
