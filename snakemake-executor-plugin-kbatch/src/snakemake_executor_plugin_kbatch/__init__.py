@@ -23,7 +23,7 @@ from snakemake_interface_executor_plugins.executors.remote import RemoteExecutor
 from snakemake_interface_executor_plugins.jobs import JobExecutorInterface
 from snakemake_interface_executor_plugins.settings import CommonSettings, ExecutorSettingsBase
 
-from snakemake_executor_plugin_kbatch import credentials, spec, status
+from snakemake_executor_plugin_kbatch import credentials, interrupts, spec, status
 from snakemake_executor_plugin_kbatch.client import (
     KbatchClient,
     is_transient,
@@ -206,6 +206,8 @@ class Executor(RemoteExecutor):
         self.poll_requests: list[int] = []  # API requests made by each status poll
         if settings.poll_interval:
             self.next_seconds_between_status_checks = float(settings.poll_interval)
+        # Ctrl-C must cancel the run's Jobs even when it lands in Snakemake's log handler.
+        interrupts.install()
         self.logger.info(f"kbatch: {url} image {self.image} (run {self.run_id})")
 
     # -- setup -------------------------------------------------------------------------------
