@@ -23,6 +23,15 @@ from tests.integration.kbatch_helpers import TOKEN, jobs, processes_with
 pytestmark = pytest.mark.integration
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+# Runs a command with SIGINT at its default, as from a terminal. A shell without job control
+# starts background commands with SIGINT ignored, and the children of this test process
+# inherit that: run so (`bash .ci/run &`), Snakemake never saw the test's Ctrl-C.
+WITH_DEFAULT_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
 
 
 def _workflow(tmp_path: Path, snakefile: str) -> Path:
@@ -67,7 +76,9 @@ def _snakemake(
     ]
     if popen:
         out = (wd / "snakemake.out").open("w")
-        return subprocess.Popen(cmd, cwd=wd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            WITH_DEFAULT_SIGINT + cmd, cwd=wd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
     return subprocess.run(cmd, cwd=wd, env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,8 +1,8 @@
 """A Ctrl-C that lands in Snakemake's log handler still stops a kbatch run.
 
-Snakemake's console handler swallows KeyboardInterrupt in `emit`; a SIGINT sent while the
-main thread logged a job submission was lost in CI and both Jobs ran to their end. The
-plugin's `interrupts` module delivers it again. These tests send a real SIGINT to this process
+Snakemake's console handler swallows KeyboardInterrupt in `emit`: a SIGINT sent while the
+main thread logs (a job submission, say) is lost and the Jobs run to their end. The plugin's
+`interrupts` module delivers it again. These tests send a real SIGINT to this process
 from inside Snakemake's real handler.
 """
 

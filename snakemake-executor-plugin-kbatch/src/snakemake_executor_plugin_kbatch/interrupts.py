@@ -2,8 +2,7 @@
 
 Snakemake's console log handler catches KeyboardInterrupt in `emit` and ignores it
 (snakemake/logging.py, 9.x). A SIGINT that lands while the main thread writes a log line is
-lost: the run goes on and its kbatch Jobs run to their end (seen in CI: one SIGINT right after
-two submissions, and both Jobs ran their full 300 s). The executor wraps SIGINT's handler:
+lost: the run goes on and its kbatch Jobs run to their end. The executor wraps SIGINT's handler:
 when the interrupted stack is inside that `emit`, it does not raise there but delivers the
 signal to the main thread again a moment later, where the scheduler turns it into a cancel.
 """
