@@ -118,10 +118,7 @@ def climatology(ds: xr.Dataset, freq: str = "dayofyear", field: bool = False) ->
     # The series is small: compute it once, then group in memory.
     series = compute(_series(ds))
     kinds = {"": "mean", "_std": "std", "_min": "min", "_max": "max", "_p10": 0.1, "_p90": 0.9}
-    stats = {
-        suffix: xr.Dataset({n: group_stat(series[n], key, kind) for n in series.data_vars})
-        for suffix, kind in kinds.items()
-    }
+    stats = {suffix: series.map(group_stat, key=key, stat=kind) for suffix, kind in kinds.items()}
     out = {}
     for name in series.data_vars:
         src_attrs = series[name].attrs
@@ -183,9 +180,8 @@ def _anomaly_of_series(
                 series[name].attrs, "time: mean within months"
             )
         series = monthly
-    clim = xr.Dataset({n: group_stat(series[n], key, "mean") for n in series.data_vars})
-    group = key.split(".", 1)[1]
-    anom = series - clim.sel({group: series[key]})
+    clim = series.map(group_stat, key=key, stat="mean")
+    anom = series - clim.sel({freq: series[key]})
     anom = anom.drop_vars([c for c in anom.coords if c not in ("time",)])
     for name in series.data_vars:
         attrs = _append_cell_method(series[name].attrs, f"time: anomaly ({freq} climatology)")
