@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import dask.array
+import numcodecs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -54,13 +55,16 @@ from pcflow import allocator, compute, reductions
 allocator.reuse_large_buffers()
 
 VARS = ("tmin", "tmax", "prcp")
+DAYMET_FILL = -9999.0
 
 
 def make_store(
     path: str, size_mb: int, years: int, options: dict[str, Any] | None = None, seed: int = 0
 ) -> None:
-    """A Daymet-shaped store: 365-day years, (time, y, x) float32, one-year time chunks, whole
-    grid per chunk (as on the MPC), values rounded to 0.01 so they compress like real data."""
+    """A Daymet-shaped store encoded as MPC's Daymet and pcflow's staged copies are: Zarr v2,
+    Blosc lz4 with byte shuffle, `_FillValue` -9999 over the ocean; 365-day years, (time, y, x)
+    float32, one-year time chunks of the whole grid, values rounded to 0.01 so they compress
+    like real data."""
     cells = size_mb * 2**20 / (4 * 365 * years * len(VARS))
     ny = max(8, int(math.sqrt(cells * 2)))  # Daymet-HI is about 2:1 (584 x 284)
     nx = max(4, int(cells / ny))
@@ -84,11 +88,16 @@ def make_store(
         store_ds[name] = xr.DataArray(lazy, dims=("time", "y", "x"))
         units = "mm/day" if name == "prcp" else "degrees C"
         store_ds[name].attrs = {"units": units, "grid_mapping": "lambert_conformal_conic"}
-        encoding[name] = {"chunks": (365, ny, nx)}
+        encoding[name] = {
+            "chunks": (365, ny, nx),
+            "compressors": (numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE),),
+            "_FillValue": DAYMET_FILL,
+        }
     so = options or None
     store_ds.to_zarr(
-        path, mode="w", compute=False, encoding=encoding, consolidated=True, storage_options=so
-    )
+        path, mode="w", compute=False, encoding=encoding, consolidated=True, storage_options=so,
+        zarr_format=2,
+    )  # fmt: skip
     group = zarr.open_group(path, mode="r+", storage_options=so)
     doy = t.day_of_year.to_numpy()
     for year in range(years):
@@ -101,7 +110,7 @@ def make_store(
                 base = 15 if name == "tmin" else 25
                 block = base + season + relief + rng.normal(0, 1.5, (365, ny, nx)).astype("float32")
             block = np.round(block, 2).astype("float32")
-            block[:, ocean] = np.nan
+            block[:, ocean] = DAYMET_FILL
             group[name][sl] = block
 
 
@@ -239,8 +248,9 @@ def measure(url: str, options: dict[str, Any], args: argparse.Namespace) -> dict
 
 def chunk_profile(url: str, repeat: int = 5) -> dict[str, float]:
     """--chunk-profile: one chunk on one thread, best of `repeat`: zarr's read+decode, the same
-    through xarray's lazy indexing, and pcflow's fused kernel on the decoded chunk."""
-    from pcflow.reductions import kernels
+    through xarray's lazy indexing (CF mask included), pcflow's fused kernel on the decoded
+    chunk, and pcflow's task for a stored chunk (read, decode, reduce with the mask)."""
+    from pcflow.reductions import direct, kernels
 
     _, options = open_store(url)
     name = VARS[1]
@@ -256,6 +266,13 @@ def chunk_profile(url: str, repeat: int = 5) -> dict[str, float]:
         "chunk_xarray_s": best_of(repeat, lambda: block.compute(scheduler="sync"))[0],
         "chunk_kernel_s": best_of(repeat, lambda: kernels.nansum_count(decoded))[0],
     }
+    stored = direct.stored_array(ds[name].data)
+    if stored is not None:
+        at = (index,) + (0,) * (arr.ndim - 1)
+        figures["chunk_read_s"] = best_of(repeat, lambda: direct.read_chunk(arr, at))[0]
+        figures["chunk_stored_task_s"] = best_of(
+            repeat, lambda: kernels.nansum_count(direct.read_chunk(arr, at), stored.fill)
+        )[0]
     for key, secs in figures.items():
         print(f"  {key:<16} {secs:.4f} s  ({decoded.nbytes / 2**20:.0f} MiB chunk)")
     return {key: round(secs, 4) for key, secs in figures.items()}

@@ -32,7 +32,7 @@ def _nansum_count_kernel() -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarra
     import numba
 
     @numba.njit(nogil=True, cache=True)
-    def kernel(block):  # pragma: no cover - runs compiled
+    def kernel(block, fill):  # pragma: no cover - runs compiled
         total = np.zeros(block.shape[0])
         count = np.zeros(block.shape[0], np.int64)
         # One float64 accumulator per column: the inner loop has no dependency between
@@ -47,7 +47,7 @@ def _nansum_count_kernel() -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarra
                 row = block[k, i]
                 for j in range(row.shape[0]):
                     v = row[j]
-                    valid = v == v  # False only for NaN
+                    valid = (v == v) & (v != fill)  # NaN != NaN; a NaN fill excludes nothing
                     acc[j] += v if valid else 0.0
                     cnt[j] += valid
             total[k] = acc.sum()
@@ -57,12 +57,14 @@ def _nansum_count_kernel() -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarra
     return kernel
 
 
-def nansum_count(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(float64 sum, count) of the non-NaN values over the last two axes, in one pass."""
+def nansum_count(block: np.ndarray, fill: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 sum, count) over the last two axes, in one pass, of the values that are
+    neither NaN nor `fill` (a stored fill value, masked while summing instead of beforehand)."""
     lead = block.shape[:-2]
     # (t, y, x) chunks as stored go in as they are; other ranks are viewed as 3-D
     flat = block.reshape((-1, *block.shape[-2:])) if block.ndim != 3 else block
-    total, count = _nansum_count_kernel()(flat)
+    marker = block.dtype.type(np.nan if fill is None else fill)  # compared in the stored dtype
+    total, count = _nansum_count_kernel()(flat, marker)
     return total.reshape(lead), count.reshape(lead)
 
 
@@ -104,6 +106,12 @@ def nanmean_last2(array: dask.array.Array | np.ndarray) -> dask.array.Array | np
     """
     if not hasattr(array, "__dask_graph__"):
         return _mean(*nansum_count(np.asarray(array)))
+    from pcflow.reductions import direct
+
+    stored = direct.stored_array(array)
+    if stored is not None:  # read, decode and reduce each stored chunk in one task
+        sums = direct.chunk_sums(stored).sum(axis=(array.ndim - 2, array.ndim - 1))
+        return _mean(sums[..., 0], sums[..., 1])
     lead = array.chunks[:-2]
     parts = array.map_blocks(
         _chunk_partials(),
