@@ -216,4 +216,9 @@ def test_failed_up_stops_what_it_launched(temp_services, tmp_path):
     with pytest.raises(SandboxError, match="service crasher exited with code 2"):
         sb.up(services=("web15", "crasher"), seed=False)
     assert not any(s.running for s in sb.status())
+    # The kernel may release a dead process's listening socket a moment after the process is
+    # reaped (its last file reference is dropped by deferred work): poll, with a deadline.
+    deadline = time.monotonic() + 10
+    while svc.tcp_ready(BASE + 15) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert svc.tcp_ready(BASE + 15) is False
