@@ -387,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         url, options = open_store(args.az_store)
         from pcflow import storage
 
-        exists = storage.filesystem(options).exists(url.split("://", 1)[1] + "/zarr.json")
+        # the Zarr v2 store of make_store (a store of an older bench, Zarr v3, is remade)
+        exists = storage.filesystem(options).exists(url.split("://", 1)[1] + "/.zmetadata")
         prepare(url, options, args.az_size, args.years, create=args.create or not exists)
         results.update({_tag(k, "az"): v for k, v in measure(url, options, args).items()})
 

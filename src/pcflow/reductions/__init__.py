@@ -23,6 +23,7 @@ from typing import Any
 import xarray as xr
 
 from pcflow import region as regionmod
+from pcflow.reductions import direct
 from pcflow.reductions.common import (
     FREQS,
     GEOGRAPHIC_DIMS,
@@ -111,6 +112,7 @@ def run(
         f", {region.label}" if region else "",
     )
     start = time.monotonic()
+    ds = direct.read_stored(ds)  # stored chunks decoded and masked in one pass per chunk
     mask = None
     if region is not None:
         ds, mask = apply_region(ds, region, region_crs)

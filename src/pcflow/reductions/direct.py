@@ -37,13 +37,19 @@ class StoredArray:
     fill: float | None
 
 
+# dask names of the arrays `decoded` made -> what they read (so the mean still fuses)
+_DECODED: dict[str, StoredArray] = {}
+
+
 def stored_array(data: Any) -> StoredArray | None:
-    """The stored array behind a dask array made by `xr.open_zarr`, or None if it is anything
-    more than the stored values (with at most xarray's CF mask applied)."""
+    """The stored array behind a dask array made by `xr.open_zarr` (or by `decoded`), or None
+    if it is anything more than the stored values (with at most xarray's CF mask applied)."""
     graph = getattr(data, "dask", None)
     name = getattr(data, "name", None)
     if graph is None or name is None:
         return None
+    if name in _DECODED and set(graph.layers) == {name}:
+        return _DECODED[name]
     original = f"original-{name}"
     if set(getattr(graph, "layers", {})) != {name, original}:
         return None  # something was applied after opening (or the array was inlined)
@@ -142,13 +148,52 @@ def read_chunk(array: Any, idx: tuple[int, ...]) -> np.ndarray:
     if raw is None:  # never written: zarr fills it
         return array[region]
     data: Any = raw.as_numpy_array()
-    if meta.compressor is not None:
-        data = meta.compressor.decode(data)
-    for codec in reversed(meta.filters or ()):
-        data = codec.decode(data)
-    block = np.frombuffer(memoryview(data), dtype=np.uint8).view(array.dtype)
-    block = block.reshape(array.chunks)
-    return block[tuple(slice(0, r.stop - r.start) for r in region)]
+    block = np.empty(array.chunks, array.dtype)  # writable, and reused memory (allocator)
+    if meta.compressor is not None and not meta.filters:
+        meta.compressor.decode(data, out=block)  # straight into place: no second copy
+    else:
+        if meta.compressor is not None:
+            data = meta.compressor.decode(data)
+        for codec in reversed(meta.filters or ()):
+            data = codec.decode(data)
+        block.reshape(-1).view(np.uint8)[:] = np.frombuffer(memoryview(data), dtype=np.uint8)
+    clipped = block[tuple(slice(0, r.stop - r.start) for r in region)]
+    # an edge chunk clipped along y or x is a strided view: copy it (rare), so every chunk
+    # handed on is contiguous and can be masked in place
+    return clipped if clipped.flags.c_contiguous else np.ascontiguousarray(clipped)
+
+
+def decoded(stored: StoredArray) -> Any:
+    """The variable as xarray decodes it (the fill value as NaN), as a dask array with the
+    stored chunks: one task per chunk that reads, decodes into place and masks in one pass,
+    where xarray's lazy loading copies each chunk twice and builds a boolean mask."""
+    import dask.array
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    array = stored.array
+    token = tokenize(array.store_path, array.path, array.metadata, stored.fill)
+    name, source = f"stored-decoded-{token}", f"stored-array-{token}"
+    task = _decode_task(stored.fill)
+    dsk: dict[Any, Any] = {source: array}
+    grid = (math.ceil(s / c) for s, c in zip(array.shape, array.chunks, strict=True))
+    for idx in np.ndindex(*grid):
+        dsk[(name, *idx)] = (task, source, idx)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    chunks = _chunk_sizes(array.shape, array.chunks)
+    out = dask.array.Array(graph, name, chunks, meta=np.empty((0,) * array.ndim, array.dtype))
+    _DECODED[name] = stored
+    return out
+
+
+def read_stored(ds: Any) -> Any:
+    """`ds` with every variable that is a plain stored array read through `decoded`."""
+    swaps = {}
+    for name, var in ds.data_vars.items():
+        stored = stored_array(var.data)
+        if stored is not None:
+            swaps[name] = var.copy(data=decoded(stored))
+    return ds.assign(swaps) if swaps else ds
 
 
 def chunk_sums(stored: StoredArray) -> Any:
@@ -170,6 +215,30 @@ def chunk_sums(stored: StoredArray) -> Any:
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     chunks = (*lead, (1,) * grid[-2], (1,) * grid[-1], (2,))
     return dask.array.Array(graph, name, chunks, dtype="float64")
+
+
+def _decode_task(fill: float | None):
+    """Per-chunk task of `decoded`, shipped by value like `_chunk_task`."""
+
+    def chunk(array, idx):
+        import numpy as np
+
+        try:
+            from pcflow.reductions.direct import read_chunk
+            from pcflow.reductions.kernels import fill_to_nan
+
+            block = read_chunk(array, idx)
+            return block if fill is None else fill_to_nan(block, fill)
+        except ImportError:
+            region = tuple(
+                slice(i * c, (i + 1) * c) for i, c in zip(idx, array.chunks, strict=True)
+            )
+            block = array[region]
+            if fill is not None:
+                block[block == block.dtype.type(fill)] = np.nan
+            return block
+
+    return chunk
 
 
 def _chunk_task(fill: float | None):
