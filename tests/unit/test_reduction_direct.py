@@ -5,6 +5,7 @@ store never wrote."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numcodecs
@@ -229,7 +230,7 @@ def test_period_reductions_on_stored_chunks_match_xarray_in_memory(tmp_path):
 def test_fill_to_nan_refuses_a_strided_block():
     block = np.zeros((2, 4, 4), "float32")[:, :, :2]
     with pytest.raises(ValueError, match="contiguous"):
-        kernels.fill_to_nan(block, 0.0)
+        direct.fill_to_nan(block, 0.0)
 
 
 def test_kernel_masks_the_fill_in_the_stored_dtype():
@@ -239,3 +240,48 @@ def test_kernel_masks_the_fill_in_the_stored_dtype():
     assert (total[0], count[0]) == (3.0, 2)
     total, count = kernels.nansum_count(block)
     assert count[0] == 3
+
+
+def test_fill_to_nan_over_many_cache_steps_equals_numpy():
+    rng = np.random.default_rng(5)
+    block = rng.choice(np.array([FILL, 1.5, np.nan, -3.25], "float32"), size=(27, 101, 113))
+    want = np.where(block == np.float32(FILL), np.nan, block)
+    assert block.size > 3 * direct._MASK_STEP  # steps and a partial last step
+    got = direct.fill_to_nan(block, FILL)
+    assert got is block  # in place
+    np.testing.assert_array_equal(got, want)
+
+
+STORED_MAPS_SCRIPT = """
+import gc, json, sys, xarray as xr
+from numba.core.dispatcher import Dispatcher
+from pcflow import reductions
+from pcflow.reductions import direct
+ds = xr.open_zarr(sys.argv[1])
+assert direct.read_stored(ds)["tmax"].data.name.startswith("stored-decoded")
+reductions.run("annual", ds, incomplete="flag")
+reductions.run("seasonal", ds, incomplete="flag")
+# every numba function given machine code in this process, compiled or loaded from cache
+loaded = [d.py_func.__qualname__ for d in gc.get_objects()
+          if isinstance(d, Dispatcher) and d.overloads]
+print(json.dumps(loaded))
+"""
+
+
+def test_reading_stored_chunks_starts_no_compiler_in_a_fresh_reduce_job(tmp_path):
+    """Starting numba costs a fresh process ~0.6 s even for a cached kernel: the decode path
+    must not import it for reductions that otherwise compile nothing."""
+    import subprocess
+    import sys
+
+    data = np.round(np.random.default_rng(6).normal(10, 5, (730, 11, 7)), 2).astype("float32")
+    data[:, :, :2] = FILL
+    _write(tmp_path / "s.zarr", data, chunks=(365, 11, 7))
+    run = subprocess.run(
+        [sys.executable, "-c", STORED_MAPS_SCRIPT, tmp_path / "s.zarr"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -55,29 +55,6 @@ def _nansum_count_kernel() -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarra
         return total, count
 
     return kernel
-
-
-@functools.cache
-def _fill_to_nan_kernel() -> Callable[[np.ndarray, Any], None]:
-    import numba
-
-    @numba.njit(nogil=True, cache=True)
-    def kernel(flat, fill):  # pragma: no cover - runs compiled
-        for i in range(flat.shape[0]):
-            if flat[i] == fill:
-                flat[i] = np.nan
-
-    return kernel
-
-
-def fill_to_nan(block: np.ndarray, fill: float) -> np.ndarray:
-    """Replace `fill` (compared in the block's dtype) with NaN in place, in one pass: what
-    xarray's CF mask does with a copy, a boolean array and an indexed assignment."""
-    if not block.flags.c_contiguous:
-        raise ValueError("fill_to_nan needs a contiguous block (a strided one would be copied)")
-    flat = block.reshape(-1)
-    _fill_to_nan_kernel()(flat, block.dtype.type(fill))
-    return block
 
 
 def nansum_count(block: np.ndarray, fill: float | None = None) -> tuple[np.ndarray, np.ndarray]:
