@@ -192,6 +192,28 @@ def test_stale_pid_file_of_a_recycled_pid_is_not_trusted(tmp_path):
     me = psutil.Process()
     assert is_alive(PidRecord(me.pid, me.create_time(), 1))
     assert not is_alive(PidRecord(me.pid, me.create_time() - 1000, 1))  # same pid, other start
+
+
+def test_a_wall_clock_step_does_not_make_a_running_service_look_stale(monkeypatch, tmp_path):
+    """A VM restored from a snapshot stepped the clock by 17 s: psutil's create_time (boot time
+    + start ticks) moved with it and every running sandbox service read as a stale pid file,
+    so `up` tried to start them again on their own ports. Simulated here by moving psutil's
+    boot time, which is what the kernel reports after such a step."""
+    from pcflow.sandbox import process
+    from pcflow.sandbox.process import PidRecord, is_alive, read_pid_file
+
+    me = psutil.Process()
+    record = PidRecord(me.pid, me.create_time(), 1, process.started_since_boot(me))
+    real_boot = psutil.boot_time()
+    stepped = real_boot + 17.0
+    monkeypatch.setattr(psutil, "boot_time", lambda: stepped)
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: stepped + (
+        record.create_time - real_boot))  # fmt: skip
+    assert is_alive(record)
+    assert not is_alive(PidRecord(me.pid, record.create_time, 1))  # old pid file: absolute time
+    assert not is_alive(PidRecord(me.pid, 0.0, 1, record.since_boot - 5))  # another process
+    (tmp_path / "svc.pid").write_text(record.to_json())
+    assert read_pid_file(tmp_path / "svc.pid") == record
     assert not is_alive(None)
 
 

@@ -2,7 +2,7 @@
 
 Each service runs in its own session (process group) so `down` can stop it together with any
 children (node, uvicorn workers) without touching anything else. A pid file records the pid
-and the process start time, so a recycled pid is never mistaken for our service.
+and the process start time (since boot), so a recycled pid is never mistaken for our service.
 """
 
 from __future__ import annotations
@@ -29,15 +29,34 @@ class PidRecord:
     pid: int
     create_time: float
     port: int
+    # Start time in seconds since boot: unlike create_time (boot time + that), it does not move
+    # when the wall clock steps (a VM restored from a snapshot moved it by 17 s here, and every
+    # running service then looked stale). None in pid files of older pcflow versions.
+    since_boot: float | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"pid": self.pid, "create_time": self.create_time, "port": self.port})
+        doc = {"pid": self.pid, "create_time": self.create_time, "port": self.port}
+        if self.since_boot is not None:
+            doc["since_boot"] = self.since_boot
+        return json.dumps(doc)
+
+
+def started_since_boot(proc: psutil.Process) -> float:
+    """Seconds from boot to the process's start: stable across wall-clock steps."""
+    boot = psutil.boot_time()  # first: psutil then computes create_time from this fresh value
+    return proc.create_time() - boot
 
 
 def read_pid_file(path: Path) -> PidRecord | None:
     try:
         data = json.loads(path.read_text())
-        return PidRecord(int(data["pid"]), float(data["create_time"]), int(data["port"]))
+        since = data.get("since_boot")
+        return PidRecord(
+            int(data["pid"]),
+            float(data["create_time"]),
+            int(data["port"]),
+            None if since is None else float(since),
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -48,7 +67,11 @@ def is_alive(record: PidRecord | None) -> bool:
         return False
     try:
         proc = psutil.Process(record.pid)
-        if abs(proc.create_time() - record.create_time) > 0.5:
+        if record.since_boot is not None:
+            started, recorded = started_since_boot(proc), record.since_boot
+        else:
+            started, recorded = proc.create_time(), record.create_time
+        if abs(started - recorded) > 0.5:
             return False  # the pid was recycled by an unrelated process
         return proc.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -92,10 +115,12 @@ def spawn(
             start_new_session=True,  # own process group: `down` kills the whole group
         )
     try:
-        create_time = psutil.Process(proc.pid).create_time()
+        started = psutil.Process(proc.pid)
+        since_boot = started_since_boot(started)
+        create_time = started.create_time()
     except psutil.NoSuchProcess:
-        create_time = 0.0
-    pid_path.write_text(PidRecord(proc.pid, create_time, port).to_json())
+        since_boot, create_time = None, 0.0
+    pid_path.write_text(PidRecord(proc.pid, create_time, port, since_boot).to_json())
     return proc
 
 
