@@ -290,6 +290,15 @@ def _gateway(config: dict[str, Any], log: logging.Logger) -> Iterator[Any]:
                     except Exception as err:
                         log.warning("cluster.shutdown() failed (%s); stopping by name", err)
                         _quietly(lambda: gateway.stop_cluster(name), log, "stop_cluster")
+                    else:
+                        # shutdown() closed the cluster's own Gateway client and stopped its
+                        # loop; that client's __del__ would close it again on the stopped loop
+                        # and print "Exception ignored ... RuntimeError: Accessing the loop
+                        # property" into the job's log, which reads like a failure. Without a
+                        # loop runner its __del__ does nothing.
+                        own_client = getattr(cluster, "gateway", None)
+                        if own_client is not None:
+                            vars(own_client).pop("_loop_runner", None)
                     log.info("cluster: GatewayCluster %s shut down", name)
                 # No gateway.close(): its __del__ closes again and fails noisily on a dead loop.
 

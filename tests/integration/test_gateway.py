@@ -52,6 +52,10 @@ VICTIM = textwrap.dedent(
             reductions.log.setLevel(logging.INFO)
             slow.sum().compute()
             print("FINISHED", flush=True)
+    del client
+    import gc
+    gc.collect()  # collect the closed cluster now, not at exit: its clients' __del__ runs
+    print("COLLECTED", flush=True)
     """
 )
 
@@ -142,6 +146,8 @@ def test_success_runs_on_gateway_and_shuts_down(gateway, tmp_path, mode, sizing)
     assert 15 < float(lines["RESULT"]) < 25  # mean of ~20 degC synthetic tmax
     assert "cluster: GatewayCluster" in err and "dashboard http://127.0.0.1" in err
     assert sizing in err
+    assert "COLLECTED" in lines
+    assert "Exception ignored" not in err, err[-3000:]  # no traceback noise after shutdown
     _assert_gone(gateway, lines["CLUSTER"])
 
 
