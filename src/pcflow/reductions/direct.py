@@ -188,23 +188,30 @@ def fill_to_nan(block: np.ndarray, fill: float) -> np.ndarray:
     return block
 
 
-def decoded(stored: StoredArray) -> Any:
-    """The variable as xarray decodes it (the fill value as NaN), as a dask array with the
-    stored chunks: one task per chunk that reads, decodes into place and masks in one pass,
-    where xarray's lazy loading copies each chunk twice and builds a boolean mask."""
-    import dask.array
+def _chunk_graph(stored: StoredArray, kind: str, task: Any, tail: tuple[int, ...] = ()):
+    """A one-layer graph with one `task(array, chunk index)` per stored chunk, keyed
+    (name, *index, *tail); the array is in the graph once, not in every task."""
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
     array = stored.array
     token = tokenize(array.store_path, array.path, array.metadata, stored.fill)
-    name, source = f"stored-decoded-{token}", f"stored-array-{token}"
-    task = _decode_task(stored.fill)
+    name, source = f"stored-{kind}-{token}", f"stored-array-{token}"
     dsk: dict[Any, Any] = {source: array}
-    grid = (math.ceil(s / c) for s, c in zip(array.shape, array.chunks, strict=True))
+    grid = tuple(math.ceil(s / c) for s, c in zip(array.shape, array.chunks, strict=True))
     for idx in np.ndindex(*grid):
-        dsk[(name, *idx)] = (task, source, idx)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+        dsk[(name, *idx, *tail)] = (task, source, idx)
+    return HighLevelGraph.from_collections(name, dsk, dependencies=()), name, grid
+
+
+def decoded(stored: StoredArray) -> Any:
+    """The variable as xarray decodes it (the fill value as NaN), as a dask array with the
+    stored chunks: one task per chunk that reads, decodes into place and masks in one pass,
+    where xarray's lazy loading copies each chunk twice and builds a boolean mask."""
+    import dask.array
+
+    array = stored.array
+    graph, name, _ = _chunk_graph(stored, "decoded", _decode_task(stored.fill))
     chunks = _chunk_sizes(array.shape, array.chunks)
     out = dask.array.Array(graph, name, chunks, meta=np.empty((0,) * array.ndim, array.dtype))
     _DECODED[name] = stored
@@ -225,68 +232,60 @@ def chunk_sums(stored: StoredArray) -> Any:
     """Dask array of per-chunk (sum, count) partials over the last two axes:
     shape (*lead, y chunks, x chunks, 2), one task per stored chunk, float64."""
     import dask.array
-    from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
 
     array = stored.array
-    grid = tuple(math.ceil(s / c) for s, c in zip(array.shape, array.chunks, strict=True))
+    graph, name, grid = _chunk_graph(stored, "sums", _chunk_task(stored.fill), (0,))
     lead = _chunk_sizes(array.shape[:-2], array.chunks[:-2])
-    token = tokenize(array.store_path, array.path, array.metadata, stored.fill)
-    name, source = f"stored-sums-{token}", f"stored-array-{token}"
-    task = _chunk_task(stored.fill)
-    dsk: dict[Any, Any] = {source: array}
-    for idx in np.ndindex(*grid):
-        dsk[(name, *idx, 0)] = (task, source, idx)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
     chunks = (*lead, (1,) * grid[-2], (1,) * grid[-1], (2,))
     return dask.array.Array(graph, name, chunks, dtype="float64")
 
 
+def _reader():
+    """read(array, chunk index) -> the decoded chunk: pcflow's `read_chunk` where pcflow can be
+    imported, zarr's own read on a worker without it. A closure, so distributed ships it (and
+    the tasks built on it) by value."""
+
+    def read(array, idx):
+        try:
+            from pcflow.reductions.direct import read_chunk
+
+            return read_chunk(array, idx)
+        except ImportError:
+            bounds = zip(idx, array.chunks, strict=True)
+            return array[tuple(slice(i * c, (i + 1) * c) for i, c in bounds)]
+
+    return read
+
+
 def _decode_task(fill: float | None):
-    """Per-chunk task of `decoded`, shipped by value like `_chunk_task`."""
+    """Per-chunk task of `decoded`: the chunk read by `_reader`, the fill value made NaN."""
+    read = _reader()
 
     def chunk(array, idx):
         import numpy as np
 
+        block = read(array, idx)
+        if fill is None:
+            return block
         try:
-            from pcflow.reductions.direct import fill_to_nan, read_chunk
+            from pcflow.reductions.direct import fill_to_nan
 
-            block = read_chunk(array, idx)
-            return block if fill is None else fill_to_nan(block, fill)
+            return fill_to_nan(block, fill)
         except ImportError:
-            region = tuple(
-                slice(i * c, (i + 1) * c) for i, c in zip(idx, array.chunks, strict=True)
-            )
-            block = array[region]
-            if fill is not None:
-                block[block == block.dtype.type(fill)] = np.nan
+            block[block == block.dtype.type(fill)] = np.nan
             return block
 
     return chunk
 
 
 def _chunk_task(fill: float | None):
-    """The per-chunk task, a closure so that distributed ships it by value: a worker without
-    pcflow or numba (a stock Gateway image) reads through zarr and sums with NumPy instead."""
+    """Per-chunk task of `chunk_sums`: the chunk read by `_reader`, summed by the kernels'
+    per-chunk partials (which fall back to NumPy the same way)."""
+    from pcflow.reductions.kernels import _chunk_partials
+
+    read, partials = _reader(), _chunk_partials(fill)
 
     def sums(array, idx):
-        import numpy as np
-
-        try:
-            from pcflow.reductions.direct import read_chunk
-            from pcflow.reductions.kernels import nansum_count
-
-            total, count = nansum_count(read_chunk(array, idx), fill)
-        except ImportError:
-            region = tuple(
-                slice(i * c, (i + 1) * c) for i, c in zip(idx, array.chunks, strict=True)
-            )
-            block = array[region]
-            valid = block == block  # NaN != NaN
-            if fill is not None:
-                valid &= block != block.dtype.type(fill)
-            total = np.where(valid, block, 0).sum(axis=(-2, -1), dtype="float64")
-            count = np.count_nonzero(valid, axis=(-2, -1))
-        return np.stack([total, count.astype("float64")], axis=-1)[..., None, None, :]
+        return partials(read(array, idx))
 
     return sums

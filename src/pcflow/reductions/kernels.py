@@ -68,8 +68,9 @@ def nansum_count(block: np.ndarray, fill: float | None = None) -> tuple[np.ndarr
     return total.reshape(lead), count.reshape(lead)
 
 
-def _chunk_partials() -> Callable[[np.ndarray], np.ndarray]:
-    """The per-chunk task: (..., y, x) -> (..., 1, 1, 2), this chunk's float64 sum and count.
+def _chunk_partials(fill: float | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The per-chunk task: (..., y, x) -> (..., 1, 1, 2), this chunk's float64 sum and count of
+    the values that are neither NaN nor `fill`.
 
     Built as a closure so distributed ships it by value: a worker that cannot import pcflow or
     numba (a stock Gateway image) runs NumPy's float64 sums instead of failing the task. Every
@@ -83,10 +84,13 @@ def _chunk_partials() -> Callable[[np.ndarray], np.ndarray]:
         try:
             from pcflow.reductions.kernels import nansum_count
 
-            total, count = nansum_count(block)
+            total, count = nansum_count(block, fill)
         except ImportError:  # no pcflow or no numba on this worker: slower, same numbers
-            total = np.nansum(block, axis=(-2, -1), dtype="float64")
-            count = np.count_nonzero(block == block, axis=(-2, -1))  # NaN != NaN
+            valid = block == block  # NaN != NaN
+            if fill is not None:
+                valid &= block != block.dtype.type(fill)
+            total = np.where(valid, block, 0).sum(axis=(-2, -1), dtype="float64")
+            count = np.count_nonzero(valid, axis=(-2, -1))
         return np.stack([total, count.astype("float64")], axis=-1)[..., None, None, :]
 
     return partials
