@@ -44,28 +44,31 @@ from pathlib import Path
 from typing import Any
 
 import dask.array
-import numcodecs
 import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
 
 from pcflow import allocator, compute, reductions
+from pcflow.sandbox.demo_data.daymet_store import (
+    DAYMET_FILL,
+    DAYMET_ZARR_FORMAT,
+    daymet_compressor,
+)
 
 # Before any thread starts (pcflow's rule steps do the same): decoded chunks reuse freed buffers.
 allocator.reuse_large_buffers()
 
 VARS = ("tmin", "tmax", "prcp")
-DAYMET_FILL = -9999.0
 
 
 def make_store(
     path: str, size_mb: int, years: int, options: dict[str, Any] | None = None, seed: int = 0
 ) -> None:
-    """A Daymet-shaped store encoded as MPC's Daymet and pcflow's staged copies are: Zarr v2,
-    Blosc lz4 with byte shuffle, `_FillValue` -9999 over the ocean; 365-day years, (time, y, x)
-    float32, one-year time chunks of the whole grid, values rounded to 0.01 so they compress
-    like real data."""
+    """A Daymet-shaped store encoded as MPC's Daymet (the sandbox's stand-in of it) and pcflow's
+    staged copies are: Zarr v2, Blosc lz4 with byte shuffle, `_FillValue` -9999 over the ocean;
+    365-day years, (time, y, x) float32, one-year time chunks of the whole grid, values rounded
+    to 0.01 so they compress like real data."""
     cells = size_mb * 2**20 / (4 * 365 * years * len(VARS))
     ny = max(8, int(math.sqrt(cells * 2)))  # Daymet-HI is about 2:1 (584 x 284)
     nx = max(4, int(cells / ny))
@@ -91,13 +94,13 @@ def make_store(
         store_ds[name].attrs = {"units": units, "grid_mapping": "lambert_conformal_conic"}
         encoding[name] = {
             "chunks": (365, ny, nx),
-            "compressors": (numcodecs.Blosc("lz4", 5, numcodecs.Blosc.SHUFFLE),),
+            "compressors": (daymet_compressor(),),
             "_FillValue": DAYMET_FILL,
         }
     so = options or None
     store_ds.to_zarr(
         path, mode="w", compute=False, encoding=encoding, consolidated=True, storage_options=so,
-        zarr_format=2,
+        zarr_format=DAYMET_ZARR_FORMAT,
     )  # fmt: skip
     group = zarr.open_group(path, mode="r+", storage_options=so)
     doy = t.day_of_year.to_numpy()

@@ -34,11 +34,16 @@ MPC_DAYMET_TEMPLATE = REPO_ROOT / "tests/fixtures/mpc/daymet-daily-hi.collection
 MPC_ONLY_VARIABLES = ("vp", "swe", "dayl", "srad", "time_bnds")
 
 
-def daymet_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """MPC's chunks (one year x the whole grid), Daymet's -9999 fill value."""
+def daymet_compressor() -> Any:
+    """The codec of MPC's Daymet chunks: Blosc lz4, level 5, byte shuffle."""
     import numcodecs
 
-    compressor = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+    return numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+
+
+def daymet_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """MPC's chunks (one year x the whole grid), Daymet's -9999 fill value."""
+    compressor = daymet_compressor()
     enc: dict[str, dict[str, Any]] = {
         name: {
             "chunks": DAYMET_CHUNKS,
